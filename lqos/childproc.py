@@ -1,0 +1,74 @@
+"""What every child process shares: its arguments, its port, its pipe to the parent.
+
+A child reads its stdin, a pipe from the supervisor.  When that pipe closes
+the parent is gone (even after ``kill -9``), and the child exits: no orphan
+keeps a port bound.  The child writes JSON lines to its stdout for the
+supervisor; the first is ``{"event": "ready"}`` once its port listens.
+Logs go to stderr, which the supervisor copies into the daemon's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from twisted.internet import defer, stdio, task
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import Protocol
+from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
+
+from lqos.endpoints import child_endpoint
+
+log = Logger()
+
+
+class ParentLink(Protocol):
+    """The child's end of the pipe to the supervisor."""
+
+    def __init__(self, on_lost: Callable[[], None]):
+        self._on_lost = on_lost
+
+    def send(self, message: dict) -> None:
+        self.transport.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        """The parent sends nothing yet; reading keeps the pipe's end visible."""
+
+    def connectionLost(self, reason=None) -> None:
+        self._on_lost()
+
+
+def child_arguments(description: str, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--interface", default="")
+    parser.add_argument("--tls-cert", default="")
+    parser.add_argument("--tls-key", default="")
+    return parser.parse_args(argv)
+
+
+def run_child(role: str, argv: list[str], make_factory: Callable[[object], IProtocolFactory]) -> None:
+    """Serve ``make_factory(reactor)`` on the port in *argv* until the parent goes away."""
+    options = child_arguments(f"lqos-bufferbloat {role} child process", argv)
+    # The supervisor stamps time and role on every line; the child adds neither.
+    observer = FileLogObserver(
+        sys.stderr, lambda event: eventAsText(event, includeTimestamp=False) + "\n"
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    task.react(lambda reactor: defer.ensureDeferred(_serve(reactor, role, options, make_factory)))
+
+
+async def _serve(reactor, role: str, options: argparse.Namespace, make_factory) -> None:
+    parent_gone = defer.Deferred()
+    link = ParentLink(on_lost=lambda: parent_gone.called or parent_gone.callback(None))
+    stdio.StandardIO(link, reactor=reactor)
+    description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
+    port = await serverFromString(reactor, description).listen(make_factory(reactor))
+    log.info("{role} listening on {address}", role=role, address=port.getHost())
+    link.send({"event": "ready", "role": role, "port": port.getHost().port})
+    await parent_gone
+    log.info("{role}: parent closed the pipe; exiting", role=role)
+    await defer.maybeDeferred(port.stopListening)

@@ -1,0 +1,313 @@
+"""The one parser of ``lqos_test.conf``.
+
+The file is ``key=value`` lines, ``#`` comment lines and blank lines; a value
+may be wrapped in single or double quotes (needed only to keep leading or
+trailing spaces).  A ``#`` inside a value is part of the value, so URLs with
+fragments survive.
+
+Everything here is pure: text in, a frozen :class:`Config` out.  The daemon
+calls :func:`load_config` once at start; a bad value raises
+:class:`ConfigError` whose message is ``FILE:LINE: reason``, an unknown key
+becomes a warning the caller logs.  Command-line options go through the same
+coercers (:func:`apply_overrides`), so a value means the same thing wherever
+it is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from lqos.grading import GradeThresholds
+
+MAX_FILE_BYTES = 64 * 1024
+MAX_LINE_CHARS = 4096
+MIN_SECRET_CHARS = 16
+
+_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
+_ENDPOINT_PATTERN = re.compile(r"(tcp|tcp6|ssl|unix|systemd):\S+\Z")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ConfigError(ValueError):
+    """A value that must stop the daemon; ``str()`` is ``SOURCE:LINE: reason``."""
+
+    def __init__(self, source: str, line: int | None, reason: str):
+        self.source = source
+        self.line = line
+        self.reason = reason
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the daemon, with its default."""
+
+    sponsor_name: str = "lqos-bufferbloat"
+    sponsor_url: str = ""
+    sponsor_city: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    telemetry_api_key: str = ""
+    central_url: str = ""
+    telemetry_max_tests: int = 1000
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    port: str = "tcp:8000"
+    listen_address: str = ""
+    streaming_port: int = 8001
+    gaming_port: int = 8002
+    video_port: int = 8003
+    updates_port: int = 8004
+    probe_port: int = 8005
+    tls_cert: str = ""
+    tls_key: str = ""
+    data_dir: str = "var"
+    grade_thresholds_ms: GradeThresholds = GradeThresholds()
+    max_concurrent_tests_per_ip: int = 2
+    max_tests_per_hour_per_ip: int = 30
+    max_concurrent_tests: int = 200
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
+
+    def sponsor(self) -> dict[str, str]:
+        """What ``/api/sponsor`` answers."""
+        return {
+            "sponsor_name": self.sponsor_name,
+            "sponsor_url": self.sponsor_url,
+            "sponsor_city": self.sponsor_city,
+        }
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """The values a file set (already coerced) and the warnings it raised."""
+
+    values: Mapping[str, object]
+    warnings: tuple[str, ...]
+
+
+# --- coercers: raw string -> value, ValueError with a reason on bad input ---
+
+
+def _text(max_chars: int) -> Callable[[str], str]:
+    def coerce(raw: str) -> str:
+        if len(raw) > max_chars:
+            raise ValueError(f"longer than {max_chars} characters")
+        if _CONTROL_CHARS.search(raw):
+            raise ValueError("contains a control character")
+        return raw
+
+    return coerce
+
+
+def _secret(raw: str) -> str:
+    raw = _text(256)(raw)
+    if raw and len(raw) < MIN_SECRET_CHARS:
+        raise ValueError(f"must be empty or at least {MIN_SECRET_CHARS} characters long")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    raw = _text(2048)(raw)
+    if not raw:
+        return raw
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{raw!r} is not an http:// or https:// URL")
+    return raw
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def coerce(raw: str) -> int:
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return coerce
+
+
+_port_number = _int_between(1, 65535)
+
+
+def _endpoint(raw: str) -> str:
+    """A Twisted server endpoint string; a bare number means ``tcp:N``."""
+    raw = raw.strip()
+    if raw.isdigit():
+        return f"tcp:{_port_number(raw)}"
+    if not _ENDPOINT_PATTERN.match(raw):
+        raise ValueError(f"{raw!r} is not a port number or an endpoint such as tcp:8000")
+    return raw
+
+
+def _ip_address_or_empty(raw: str) -> str:
+    if not raw:
+        return raw
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an IP address") from None
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _thresholds(raw: str) -> GradeThresholds:
+    return GradeThresholds.from_sequence([part.strip() for part in raw.split(",")])
+
+
+def _path(raw: str) -> str:
+    return _text(4096)(raw)
+
+
+COERCERS: Mapping[str, Callable[[str], object]] = {
+    "sponsor_name": _text(100),
+    "sponsor_url": _http_url,
+    "sponsor_city": _text(100),
+    "webhook_url": _http_url,
+    "webhook_secret": _secret,
+    "telemetry_api_key": _secret,
+    "central_url": _http_url,
+    "telemetry_max_tests": _int_between(1, 1_000_000),
+    "trusted_proxies": _networks,
+    "port": _endpoint,
+    "listen_address": _ip_address_or_empty,
+    "streaming_port": _port_number,
+    "gaming_port": _port_number,
+    "video_port": _port_number,
+    "updates_port": _port_number,
+    "probe_port": _port_number,
+    "tls_cert": _path,
+    "tls_key": _path,
+    "data_dir": _path,
+    "grade_thresholds_ms": _thresholds,
+    "max_concurrent_tests_per_ip": _int_between(1, 1000),
+    "max_tests_per_hour_per_ip": _int_between(1, 100_000),
+    "max_concurrent_tests": _int_between(1, 100_000),
+}
+
+assert set(COERCERS) == {f.name for f in dataclasses.fields(Config)}
+
+
+# --- the file format ---
+
+
+def _unquote(raw: str) -> str:
+    value = raw.strip()
+    if value[:1] in ("'", '"'):
+        if len(value) < 2 or value[-1] != value[0]:
+            raise ValueError(f"unterminated quote in {value!r}")
+        return value[1:-1]
+    return value
+
+
+def parse_config(text: str, source: str = "<config>") -> ParsedFile:
+    """Parse the text of a config file; raise :class:`ConfigError` on the first bad line."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ConfigError(source, None, f"larger than {MAX_FILE_BYTES} bytes")
+    values: dict[str, object] = {}
+    first_seen: dict[str, int] = {}
+    warnings: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            raise ConfigError(source, number, f"line longer than {MAX_LINE_CHARS} characters")
+        key, equals, raw_value = stripped.partition("=")
+        key = key.strip()
+        if not equals:
+            raise ConfigError(source, number, f"expected key=value, got {stripped[:60]!r}")
+        if not _KEY_PATTERN.match(key):
+            raise ConfigError(source, number, f"{key[:60]!r} is not a valid key name")
+        if key not in COERCERS:
+            warnings.append(f"{source}:{number}: unknown key {key!r} ignored")
+            continue
+        if key in first_seen:
+            warnings.append(f"{source}:{number}: {key} overrides line {first_seen[key]}")
+        try:
+            values[key] = COERCERS[key](_unquote(raw_value))
+        except ValueError as error:
+            raise ConfigError(source, number, f"{key}: {error}") from None
+        first_seen[key] = number
+    return ParsedFile(values=values, warnings=tuple(warnings))
+
+
+def read_config_file(path: str) -> ParsedFile:
+    """Read and parse *path*; unreadable or non-UTF-8 files are a :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(path, None, f"cannot read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(path, None, f"not UTF-8 text ({error.reason})") from None
+    return parse_config(text, path)
+
+
+def apply_overrides(config: Config, overrides: Mapping[str, str], source: str) -> Config:
+    """Return *config* with raw string *overrides* (e.g. from the command line) applied."""
+    changes = {}
+    for key, raw in overrides.items():
+        try:
+            changes[key] = COERCERS[key](raw)
+        except ValueError as error:
+            raise ConfigError(source, None, f"{key}: {error}") from None
+    return dataclasses.replace(config, **changes)
+
+
+def load_config(path: str | None, overrides: Mapping[str, str] = {}) -> tuple[Config, tuple[str, ...]]:
+    """Build the daemon's :class:`Config` from an optional file and command-line overrides."""
+    parsed = read_config_file(path) if path else ParsedFile(values={}, warnings=())
+    config = Config(**parsed.values)
+    config = apply_overrides(config, overrides, "command line")
+    _check_ports_distinct(config, path or "command line")
+    return config, parsed.warnings
+
+
+def child_ports(config: Config) -> dict[str, int]:
+    """The port of each child process, by role."""
+    return {
+        "probe": config.probe_port,
+        "streaming": config.streaming_port,
+        "gaming": config.gaming_port,
+        "video": config.video_port,
+        "updates": config.updates_port,
+    }
+
+
+def _check_ports_distinct(config: Config, source: str) -> None:
+    seen: dict[int, str] = {}
+    for role, port in child_ports(config).items():
+        if port in seen:
+            raise ConfigError(source, None, f"{role}_port and {seen[port]}_port are both {port}")
+        seen[port] = role
+
+
+def render_config(values: Iterable[tuple[str, str]]) -> str:
+    """Write ``key=value`` lines, quoting where needed (used by tests and docs)."""
+    lines = []
+    for key, raw in values:
+        needs_quotes = raw != raw.strip() or raw[:1] in ("'", '"')
+        quote = "'" if '"' in raw else '"'
+        lines.append(f"{key}={quote}{raw}{quote}" if needs_quotes else f"{key}={raw}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,421 @@
+"""Bufferbloat grading: from the raw samples of a test to its graded result.
+
+Pure logic (no I/O): the server calls ``compute_result`` with the samples the
+client uploaded and stores/returns the dict it gets.  Grading lives here and
+only here; the browser and the CLI client show what this computed.
+
+The contract is DESIGN.md section 6:
+- baseline = median RTT of the baseline phase;
+- each loaded phase (download, upload, bidirectional; warm-ups excluded) gets
+  percentiles, mean, jitter, loss and latency increase = p50 - baseline, and
+  throughput = median of its 250 ms windows;
+- a phase grade comes from its latency increase (``GradeThresholds``);
+- overall grade = worst reliable phase grade, naming the phase that set it;
+- a phase with too few answered probes or too much loss is marked
+  unreliable instead of graded; every figure carries its sample count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from itertools import pairwise
+from types import MappingProxyType
+
+from lqos import aim, stats
+
+PHASES = (
+    "baseline",
+    "download_warmup",
+    "download",
+    "upload_warmup",
+    "upload",
+    "bidirectional",
+)
+BASELINE_PHASE = "baseline"
+LOADED_PHASES = ("download", "upload", "bidirectional")
+DIRECTIONS = ("down", "up")
+DIRECTION_NAMES = MappingProxyType({"down": "download", "up": "upload"})
+WINDOW_MS = 250.0
+REPORTED_PERCENTILES = (25, 50, 75, 90, 95, 99)
+
+DEFAULT_MIN_SAMPLES = 10
+DEFAULT_MAX_LOSS_PERCENT = 20.0
+
+# --------------------------------------------------------------------------
+# Grades
+# --------------------------------------------------------------------------
+
+GRADES = ("A+", "A", "B", "C", "D", "F")  # best -> worst
+
+
+def grade_rank(grade: str) -> int:
+    """Position of a grade in GRADES: 0 is the best (A+), 5 the worst (F)."""
+    try:
+        return GRADES.index(grade)
+    except ValueError:
+        raise ValueError(f"unknown grade {grade!r}; expected one of {GRADES}") from None
+
+
+def is_worse(grade: str, other: str) -> bool:
+    """True when ``grade`` is strictly worse than ``other``."""
+    return grade_rank(grade) > grade_rank(other)
+
+
+def worst_grade(grades: Iterable[str]) -> str:
+    """The worst of some grades; raises ValueError when there are none."""
+    ranked = [grade_rank(grade) for grade in grades]
+    if not ranked:
+        raise ValueError("worst_grade of no grades")
+    return GRADES[max(ranked)]
+
+
+@dataclass(frozen=True)
+class GradeThresholds:
+    """Exclusive upper bounds (ms of latency increase) of grades A+ .. D.
+
+    An increase below ``a_plus_ms`` is A+, below ``a_ms`` is A, and so on;
+    an increase of ``d_ms`` or more is F.  Defaults are the LibreQoS test's
+    table; ``grade_thresholds_ms=5,30,60,200,400`` in lqos_test.conf.
+    """
+
+    a_plus_ms: float = 5.0
+    a_ms: float = 30.0
+    b_ms: float = 60.0
+    c_ms: float = 200.0
+    d_ms: float = 400.0
+
+    def __post_init__(self) -> None:
+        bounds = astuple(self)
+        if not all(_is_number(bound) and math.isfinite(bound) for bound in bounds):
+            raise ValueError(f"grade thresholds must be finite numbers, got {bounds}")
+        if bounds[0] < 0:
+            raise ValueError(f"grade thresholds must not be negative, got {bounds}")
+        if any(later <= earlier for earlier, later in pairwise(bounds)):
+            raise ValueError(
+                f"grade thresholds must be strictly increasing (A+ < A < B < C < D), got {bounds}"
+            )
+
+    @classmethod
+    def from_sequence(cls, values: Sequence[float | str]) -> GradeThresholds:
+        """Thresholds from 5 numbers (or numeric strings), best grade first."""
+        if len(values) != len(fields(cls)):
+            raise ValueError(
+                f"expected {len(fields(cls))} grade thresholds (A+, A, B, C, D), got {len(values)}"
+            )
+        try:
+            numbers = [float(value) for value in values]
+        except (TypeError, ValueError):
+            raise ValueError(f"grade thresholds must be numbers, got {list(values)}") from None
+        return cls(*numbers)
+
+    def as_tuple(self) -> tuple[float, ...]:
+        """The five bounds, best grade first (for display and storage)."""
+        return astuple(self)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def grade_for_increase(
+    increase_ms: float, thresholds: GradeThresholds = GradeThresholds()
+) -> str:
+    """The bufferbloat grade of a latency increase (negative counts as A+)."""
+    if not math.isfinite(increase_ms):
+        raise ValueError(f"latency increase must be a finite number, got {increase_ms!r}")
+    for grade, upper_bound in zip(GRADES[:-1], thresholds.as_tuple(), strict=True):
+        if increase_ms < upper_bound:
+            return grade
+    return GRADES[-1]
+
+
+# --------------------------------------------------------------------------
+# Input model
+# --------------------------------------------------------------------------
+
+
+def _require_phase(phase: str) -> None:
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; expected one of {PHASES}")
+
+
+def _require_finite(name: str, value: object) -> None:
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """One latency probe: when it was sent, in which phase, and its RTT.
+
+    ``rtt_ms`` is None when no reply came in time: a lost probe counts as
+    loss and is never turned into a round-trip time.
+    """
+
+    seq: int
+    phase: str
+    sent_ms: float
+    rtt_ms: float | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:
+            raise ValueError(f"probe seq must be a non-negative integer, got {self.seq!r}")
+        _require_phase(self.phase)
+        _require_finite("probe sent_ms", self.sent_ms)
+        if self.rtt_ms is not None:
+            _require_finite("probe rtt_ms", self.rtt_ms)
+            if self.rtt_ms < 0:
+                raise ValueError(f"probe rtt_ms must not be negative, got {self.rtt_ms!r}")
+
+    @property
+    def lost(self) -> bool:
+        return self.rtt_ms is None
+
+
+@dataclass(frozen=True)
+class ThroughputWindow:
+    """Bytes moved in one direction during one 250 ms window of a phase."""
+
+    phase: str
+    start_ms: float
+    direction: str
+    bytes: int
+
+    def __post_init__(self) -> None:
+        _require_phase(self.phase)
+        _require_finite("window start_ms", self.start_ms)
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"window direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if not isinstance(self.bytes, int) or isinstance(self.bytes, bool) or self.bytes < 0:
+            raise ValueError(f"window bytes must be a non-negative integer, got {self.bytes!r}")
+
+    @property
+    def mbps(self) -> float:
+        return bytes_to_mbps(self.bytes, WINDOW_MS)
+
+
+def bytes_to_mbps(byte_count: int, duration_ms: float) -> float:
+    """Megabits per second (10^6 bit/s, as ISPs sell them) of bytes over a duration."""
+    return byte_count * 8 / (duration_ms / 1000.0) / 1e6
+
+
+# --------------------------------------------------------------------------
+# Figures per phase
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReliabilityLimits:
+    """When a phase's figures are too thin or too lossy to grade."""
+
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    max_loss_percent: float = DEFAULT_MAX_LOSS_PERCENT
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_samples, int) or self.min_samples < 1:
+            raise ValueError(f"min_samples must be an integer >= 1, got {self.min_samples!r}")
+        if not _is_number(self.max_loss_percent) or not 0 <= self.max_loss_percent <= 100:
+            raise ValueError(
+                f"max_loss_percent must be within 0..100, got {self.max_loss_percent!r}"
+            )
+
+    def problems(self, sent: int, answered: int, loss: float | None) -> list[str]:
+        """Why figures from these counts cannot be trusted (empty list: they can)."""
+        if sent == 0:
+            return ["no probes were sent"]
+        found = []
+        if answered < self.min_samples:
+            found.append(f"only {answered} answered probes, need at least {self.min_samples}")
+        if loss is not None and loss > self.max_loss_percent:
+            found.append(f"loss {loss:.1f}% is above {self.max_loss_percent:g}%")
+        return found
+
+
+def rtts_in_phase(probes: Iterable[ProbeSample], phase: str) -> list[float | None]:
+    """The phase's RTTs (None = lost) in probe order, so jitter compares neighbours."""
+    in_phase = sorted((p for p in probes if p.phase == phase), key=lambda p: p.seq)
+    return [p.rtt_ms for p in in_phase]
+
+
+def latency_figures(rtts: Sequence[float | None]) -> dict:
+    """Counts, percentiles, mean, jitter and loss of one phase's probes."""
+    values = stats.answered(rtts)
+    figures: dict = {
+        "samples": len(values),
+        "sent": len(rtts),
+        "lost": len(rtts) - len(values),
+        "loss_percent": stats.loss_percent(rtts) if rtts else None,
+    }
+    for q in REPORTED_PERCENTILES:
+        figures[f"p{q}_ms"] = stats.percentile(values, q) if values else None
+    figures["mean_ms"] = stats.mean(values) if values else None
+    figures["jitter_ms"] = stats.jitter(values) if len(values) >= 2 else None
+    return figures
+
+
+def throughput_figure(windows: Iterable[ThroughputWindow], phase: str, direction: str) -> dict:
+    """Median Mbit/s of a phase's 250 ms windows in one direction, with their count."""
+    rates = [w.mbps for w in windows if w.phase == phase and w.direction == direction]
+    return {"median": stats.median(rates) if rates else None, "windows": len(rates)}
+
+
+def _reliability(problems: list[str]) -> dict:
+    return {"reliable": not problems, "reason": "; ".join(problems) or None}
+
+
+def summarise_baseline(probes: Sequence[ProbeSample], limits: ReliabilityLimits) -> dict:
+    """The idle reference every latency increase is measured against."""
+    figures = latency_figures(rtts_in_phase(probes, BASELINE_PHASE))
+    problems = limits.problems(figures["sent"], figures["samples"], figures["loss_percent"])
+    return {
+        "median_ms": figures["p50_ms"],
+        "jitter_ms": figures["jitter_ms"],
+        "samples": figures["samples"],
+        "sent": figures["sent"],
+        "lost": figures["lost"],
+        "loss_percent": figures["loss_percent"],
+        **_reliability(problems),
+    }
+
+
+def summarise_loaded_phase(
+    phase: str,
+    probes: Sequence[ProbeSample],
+    windows: Sequence[ThroughputWindow],
+    baseline: dict,
+    thresholds: GradeThresholds,
+    limits: ReliabilityLimits,
+) -> dict:
+    """Figures, throughput and grade of one loaded phase (grade None if unreliable)."""
+    figures = latency_figures(rtts_in_phase(probes, phase))
+    problems = limits.problems(figures["sent"], figures["samples"], figures["loss_percent"])
+    increase = _latency_increase(figures["p50_ms"], baseline["median_ms"])
+    gradable = not problems and baseline["reliable"]
+    return {
+        **figures,
+        "latency_increase_ms": increase,
+        "throughput_mbps": {
+            DIRECTION_NAMES[direction]: throughput_figure(windows, phase, direction)
+            for direction in DIRECTIONS
+        },
+        "grade": grade_for_increase(increase, thresholds) if gradable else None,
+        **_reliability(problems),
+    }
+
+
+def _latency_increase(p50_ms: float | None, baseline_ms: float | None) -> float | None:
+    if p50_ms is None or baseline_ms is None:
+        return None
+    return p50_ms - baseline_ms
+
+
+# --------------------------------------------------------------------------
+# Overall grade and use cases
+# --------------------------------------------------------------------------
+
+
+def overall_grade(baseline: dict, phases: dict[str, dict]) -> dict:
+    """Worst grade among the graded phases, and the phase that set it."""
+    ungraded = [name for name, phase in phases.items() if phase["grade"] is None]
+    if not baseline["reliable"]:
+        reason = f"baseline unreliable: {baseline['reason']}"
+        return {"grade": None, "phase": None, "reason": reason, "ungraded_phases": ungraded}
+    graded = {name: phase["grade"] for name, phase in phases.items() if phase["grade"]}
+    if not graded:
+        reason = "no loaded phase had enough reliable samples to grade"
+        return {"grade": None, "phase": None, "reason": reason, "ungraded_phases": ungraded}
+    worst = worst_grade(graded.values())
+    setter = next(name for name, grade in graded.items() if grade == worst)
+    return {"grade": worst, "phase": setter, "reason": None, "ungraded_phases": ungraded}
+
+
+def aim_inputs(probes: Sequence[ProbeSample], baseline: dict, phases: dict[str, dict]) -> dict:
+    """Our figures in the shape of Cloudflare's AIM inputs (ms, %, Mbit/s).
+
+    - latency, jitter: the baseline's median and jitter (Cloudflare scores
+      its unloaded latency and unloaded jitter);
+    - packet loss: lost / sent over the baseline and loaded phases (warm-ups
+      excluded, as in grading);
+    - loaded latency increase: Cloudflare takes max(download, upload loaded
+      latency) - unloaded latency; we take the highest p50 of our graded
+      loaded phases, bidirectional included, minus the baseline;
+    - download / upload: the download phase's and upload phase's median
+      window throughput (Cloudflare uses its 90th percentile; DESIGN.md
+      asks for the median everywhere).
+    """
+    counted = [p for p in probes if p.phase == BASELINE_PHASE or p.phase in LOADED_PHASES]
+    graded = {name: phase for name, phase in phases.items() if phase["grade"] is not None}
+    loaded = max(graded, key=lambda name: graded[name]["p50_ms"], default=None)
+    return {
+        "latency_ms": baseline["median_ms"],
+        "jitter_ms": baseline["jitter_ms"],
+        "packet_loss_percent": stats.loss_percent([p.rtt_ms for p in counted]) if counted else None,
+        "probes_sent": len(counted),
+        "loaded_latency_increase_ms": graded[loaded]["latency_increase_ms"] if loaded else None,
+        "loaded_phase": loaded,
+        "download_mbps": phases["download"]["throughput_mbps"]["download"]["median"],
+        "upload_mbps": phases["upload"]["throughput_mbps"]["upload"]["median"],
+    }
+
+
+def _to_cloudflare_units(inputs: dict) -> aim.AimInputs:
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * factor
+
+    return aim.AimInputs(
+        latency=inputs["latency_ms"],
+        jitter=inputs["jitter_ms"],
+        packet_loss=scaled(inputs["packet_loss_percent"], 0.01),
+        loaded_latency_increase=inputs["loaded_latency_increase_ms"],
+        download=scaled(inputs["download_mbps"], 1e6),
+        upload=scaled(inputs["upload_mbps"], 1e6),
+    )
+
+
+def use_case_ratings(probes: Sequence[ProbeSample], baseline: dict, phases: dict[str, dict]) -> dict:
+    """Streaming, gaming and video-call ratings with Cloudflare's AIM tables."""
+    inputs = aim_inputs(probes, baseline, phases)
+    if not baseline["reliable"]:
+        ratings = {name: None for name in aim.USE_CASES}
+        reason = f"baseline unreliable: {baseline['reason']}"
+    else:
+        ratings = aim.rate_use_cases(_to_cloudflare_units(inputs))
+        reason = None
+    return {"method": "cloudflare-aim", "inputs": inputs, "ratings": ratings, "reason": reason}
+
+
+# --------------------------------------------------------------------------
+# The whole result
+# --------------------------------------------------------------------------
+
+
+def compute_result(
+    probes: Iterable[ProbeSample],
+    windows: Iterable[ThroughputWindow],
+    thresholds: GradeThresholds = GradeThresholds(),
+    *,
+    min_samples: int = DEFAULT_MIN_SAMPLES,
+    max_loss_percent: float = DEFAULT_MAX_LOSS_PERCENT,
+) -> dict:
+    """Metrics, grades and use-case ratings of one test, as a JSON-ready dict."""
+    limits = ReliabilityLimits(min_samples, max_loss_percent)
+    probes = tuple(probes)
+    windows = tuple(windows)
+    baseline = summarise_baseline(probes, limits)
+    phases = {
+        phase: summarise_loaded_phase(phase, probes, windows, baseline, thresholds, limits)
+        for phase in LOADED_PHASES
+    }
+    overall = overall_grade(baseline, phases)
+    return {
+        "reliable": overall["grade"] is not None,
+        "reason": overall["reason"],
+        "grade_thresholds_ms": list(thresholds.as_tuple()),
+        "limits": {"min_samples": limits.min_samples, "max_loss_percent": limits.max_loss_percent},
+        "baseline": baseline,
+        "phases": phases,
+        "overall": overall,
+        "use_cases": use_case_ratings(probes, baseline, phases),
+    }

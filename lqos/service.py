@@ -1,0 +1,52 @@
+"""The daemon as a tree of Twisted services, built from a :class:`Config`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from lqos.config import Config
+from lqos.endpoints import main_endpoint
+from lqos.supervisor import ChildSpec, Supervisor
+from lqos.web.app import MainApp
+
+log = Logger()
+
+HTTP_IDLE_TIMEOUT = 60.0
+
+
+def child_specs(config: Config) -> list[ChildSpec]:
+    """The child processes this daemon runs: the probe first."""
+    return [_python_child("probe", "lqos.probe", config.probe_port, config)]
+
+
+def _python_child(role: str, module: str, port: int, config: Config) -> ChildSpec:
+    argv = [sys.executable, "-m", module, "--port", str(port)]
+    if config.listen_address:
+        argv += ["--interface", config.listen_address]
+    if config.tls_enabled:
+        argv += ["--tls-cert", config.tls_cert, "--tls-key", config.tls_key]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return ChildSpec(role=role, argv=tuple(argv), port=port, env=env)
+
+
+def make_service(config: Config, reactor) -> MultiService:
+    """The supervisor (children start first) and the main HTTP port."""
+    top = MultiService()
+    supervisor = Supervisor(child_specs(config), reactor)
+    supervisor.setServiceParent(top)
+    app = MainApp(config, supervisor, clock=reactor)
+    site = Site(app.resource(), timeout=HTTP_IDLE_TIMEOUT)
+    description = main_endpoint(config.port, config.tls_cert, config.tls_key)
+    endpoint = serverFromString(reactor, description)
+    listener = StreamServerEndpointService(endpoint, site)
+    listener._raiseSynchronously = True  # a port in use stops start-up, as strports does
+    listener.setServiceParent(top)
+    log.info("main site on {endpoint}", endpoint=description.split(":privateKey=")[0])
+    return top

@@ -1,0 +1,155 @@
+"""Start the real daemon (``twistd -n lqos-bufferbloat``) on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TWISTD = Path(sys.executable).parent / "twistd"
+CHILD_ROLES = ("probe",)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out, released for the daemon to take."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has ended all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05):
+    """Poll *predicate* until it returns something truthy; return it, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen
+    port: int
+    child_ports: dict[str, int]
+    data_dir: Path
+    log_path: Path
+    tls_ca: str | None = None
+    scheme: str = "http"
+    _ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def child_url(self, role: str, path: str, websocket: bool = False) -> str:
+        scheme = ("wss" if websocket else "https") if self.tls_ca else ("ws" if websocket else "http")
+        return f"{scheme}://127.0.0.1:{self.child_ports[role]}{path}"
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, dict, bytes]:
+        """GET *path*; return status, headers and body (4xx/5xx included)."""
+        request = urllib.request.Request(self.url + path)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=self._ssl_context) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def get_json(self, path: str) -> tuple[int, object]:
+        status, _, body = self.get(path)
+        return status, json.loads(body)
+
+    def health(self) -> tuple[int, dict] | None:
+        try:
+            return self.get_json("/api/health")
+        except (OSError, ValueError):
+            return None
+
+    def child_pids(self) -> dict[str, int]:
+        status, body = self.health()
+        return {child["role"]: child["pid"] for child in body["children"]}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def twistd_command(*plugin_args: str) -> list[str]:
+    return [str(TWISTD), "--nodaemon", "--pidfile=", "lqos-bufferbloat", *plugin_args]
+
+
+def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str, str] | None = None,
+                 extra_args: tuple[str, ...] = ()) -> Daemon:
+    """Start the daemon, wait until ``/api/health`` says every child runs."""
+    main_port, *ports = free_ports(1 + len(CHILD_ROLES))
+    child_ports = dict(zip(CHILD_ROLES, ports))
+    data_dir = tmp_path / "var"
+    args = ["--port", f"tcp:{main_port}:interface=127.0.0.1", "--data-dir", str(data_dir),
+            "--listen-address", "127.0.0.1"]
+    for role, port in child_ports.items():
+        args += [f"--{role}-port", str(port)]
+    if config_text is not None:
+        config_path = tmp_path / "lqos_test.conf"
+        config_path.write_text(config_text)
+        args += ["--config", str(config_path)]
+    context = None
+    if tls:
+        cert, key = tls
+        args += ["--tls-cert", cert, "--tls-key", key]
+        context = ssl.create_default_context(cafile=cert)
+    log_path = tmp_path / "twistd.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            twistd_command(*args, *extra_args), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    daemon = Daemon(process, main_port, child_ports, data_dir, log_path,
+                    tls_ca=tls[0] if tls else None, scheme="https" if tls else "http",
+                    _ssl_context=context)
+    ready = wait_until(lambda: process.poll() is not None or _all_running(daemon), timeout=20)
+    if process.poll() is not None or not ready:
+        daemon.stop()
+        raise RuntimeError(f"daemon did not become healthy:\n{daemon.log()}")
+    return daemon
+
+
+def _all_running(daemon: Daemon) -> bool:
+    answer = daemon.health()
+    return answer is not None and answer[0] == 200
