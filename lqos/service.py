@@ -12,6 +12,9 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 
 from lqos.config import Config
+from lqos.results import MemoryResultStore
+from lqos.secret import load_or_create_secret
+from lqos.sessions import SessionLimits, SessionRegistry
 from lqos.endpoints import main_endpoint
 from lqos.supervisor import ChildSpec, Supervisor
 from lqos.web.app import MainApp
@@ -36,12 +39,22 @@ def _python_child(role: str, module: str, port: int, config: Config) -> ChildSpe
     return ChildSpec(role=role, argv=tuple(argv), port=port, env=env)
 
 
+def session_limits(config: Config) -> SessionLimits:
+    return SessionLimits(
+        concurrent_per_ip=config.max_concurrent_tests_per_ip,
+        per_hour_per_ip=config.max_tests_per_hour_per_ip,
+        concurrent_total=config.max_concurrent_tests,
+    )
+
+
 def make_service(config: Config, reactor) -> MultiService:
     """The supervisor (children start first) and the main HTTP port."""
     top = MultiService()
     supervisor = Supervisor(child_specs(config), reactor)
     supervisor.setServiceParent(top)
-    app = MainApp(config, supervisor, clock=reactor)
+    registry = SessionRegistry(load_or_create_secret(config.data_dir), reactor, session_limits(config))
+    store = MemoryResultStore(config.telemetry_max_tests)
+    app = MainApp(config, supervisor, clock=reactor, registry=registry, store=store)
     site = Site(app.resource(), timeout=HTTP_IDLE_TIMEOUT)
     description = main_endpoint(config.port, config.tls_cert, config.tls_key)
     endpoint = serverFromString(reactor, description)

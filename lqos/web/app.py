@@ -1,8 +1,11 @@
-"""The main process's Klein application: the page, ``/api/sponsor``, ``/api/health``."""
+"""The main process's Klein application: the page, test sessions, results, operations."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from klein import Klein
@@ -10,7 +13,14 @@ from twisted.web.static import File
 
 from lqos import __version__
 from lqos.config import Config
-from lqos.web.responses import json_body, set_security_headers
+from lqos.grading import compute_result
+from lqos.results import IResultStore, public_view
+from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession
+from lqos.submission import MAX_SUBMISSION_BYTES, PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, MAX_STREAMS, SubmissionError, parse_submission
+from lqos.web.clientip import client_ip
+from lqos.web.responses import json_body, json_error, set_security_headers
+
+MAX_START_BODY_BYTES = 4096
 
 
 def default_web_root() -> Path:
@@ -26,12 +36,19 @@ class MainApp:
 
     app = Klein()
 
-    def __init__(self, config: Config, supervisor, clock, web_root: Path | None = None):
+    def __init__(self, config: Config, supervisor, clock, registry: SessionRegistry,
+                 store: IResultStore, web_root: Path | None = None):
         self._config = config
         self._supervisor = supervisor
         self._clock = clock
+        self._registry = registry
+        self._store = store
         self._started_at = clock.seconds()
-        self._web_root = File(str(web_root or default_web_root()))
+        self._web_root_path = web_root or default_web_root()
+        self._web_root = File(str(self._web_root_path))
+
+    def client_ip(self, request) -> str:
+        return client_ip(request, self._config.trusted_proxies)
 
     def resource(self):
         return self.app.resource()
@@ -51,6 +68,112 @@ class MainApp:
             "children": self._supervisor.snapshot(),
         }
         return json_body(request, body, 200 if healthy else 503)
+
+    # --- a single-user test: start, submit, share ---
+
+    @app.route("/api/tests", methods=["POST"])
+    def start_test(self, request) -> bytes:
+        """Open a session: its id, token, schedule, and where to send load and probes."""
+        body = request.content.read(MAX_START_BODY_BYTES + 1)
+        try:
+            options = json.loads(body or b"{}")
+        except ValueError:
+            return json_error(request, 400, "body is not JSON")
+        if len(body) > MAX_START_BODY_BYTES or not isinstance(options, dict):
+            return json_error(request, 400, "body must be a small JSON object")
+        mode = options.get("mode", "single_user")
+        schedule = options.get("schedule", "standard")
+        if mode not in MODES:
+            return json_error(request, 400, f"mode must be one of {list(MODES)}")
+        if schedule not in SCHEDULES:
+            return json_error(request, 400, f"schedule must be one of {sorted(SCHEDULES)}")
+        try:
+            session = self._registry.start(self.client_ip(request), mode, schedule)
+        except LimitExceeded as limit:
+            request.setHeader(b"retry-after", str(limit.retry_after).encode())
+            return json_error(request, 429, limit.reason)
+        return json_body(request, self._session_description(request, session), 201)
+
+    def _session_description(self, request, session: TestSession) -> dict:
+        secure = request.isSecure()
+        host = request.getRequestHostname().decode("ascii", "replace")
+        host = f"[{host}]" if ":" in host else host
+        main = request.getHost().port
+        http, ws = ("https", "wss") if secure else ("http", "ws")
+        query = f"?test={session.test_id}&token={session.token}"
+        return {
+            "test_id": session.test_id,
+            "token": session.token,
+            "mode": session.mode,
+            "expires_in_seconds": round(session.expires_at - self._clock.seconds()),
+            "phases": [{"name": p.name, "seconds": p.seconds} for p in session.phases],
+            "probe_url": f"{ws}://{host}:{self._config.probe_port}/ws/probe",
+            "ping_url": f"{http}://{host}:{self._config.probe_port}/ping",
+            "download_url": f"{http}://{host}:{main}/download{query}",
+            "upload_url": f"{http}://{host}:{main}/upload{query}",
+            "bulk_ws_url": f"{ws}://{host}:{main}/ws/bulk-download{query}",
+            "progress_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/progress?token={session.token}",
+            "result_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/result",
+            "limits": {
+                "probe_interval_ms": PROBE_INTERVAL_MS,
+                "probe_timeout_ms": PROBE_TIMEOUT_MS,
+                "max_streams": MAX_STREAMS,
+                "max_submission_bytes": MAX_SUBMISSION_BYTES,
+            },
+        }
+
+    @app.route("/api/tests/<string:test_id>/result", methods=["POST"])
+    async def submit_result(self, request, test_id: str) -> bytes:
+        """Validate the raw samples, grade them, store the result, answer it."""
+        body = request.content.read(MAX_SUBMISSION_BYTES + 1)
+        try:
+            session = self._registry.find(test_id)
+            submission = parse_submission(body, session.duration)
+            self._registry.authorize(test_id, submission.token, self.client_ip(request))
+        except SubmissionError as error:
+            return json_error(request, 400, str(error))
+        except SessionRefused as refused:
+            return json_error(request, refused.status, refused.reason)
+        session.submitted = True
+        record = self._record(request, session, submission)
+        await self._store.save(record)
+        return json_body(request, public_view(record))
+
+    def _record(self, request, session: TestSession, submission) -> dict:
+        thresholds = self._config.grade_thresholds_ms
+        return {
+            "test_id": session.test_id,
+            "share_id": secrets.token_urlsafe(16),
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "client_ip": session.client_ip,
+            "user_agent": (request.getHeader("user-agent") or "")[:512],
+            "mode": session.mode,
+            "schedule": session.schedule_name,
+            "duration_seconds": session.duration,
+            "streams": submission.streams,
+            "server_counters": {
+                "download_bytes": session.download_bytes,
+                "upload_bytes": session.upload_bytes,
+            },
+            "result": compute_result(submission.probes, submission.windows, thresholds),
+        }
+
+    @app.route("/r/<string:share_id>", methods=["GET"])
+    async def shared_result(self, request, share_id: str):
+        """The shared result: JSON for API clients, the page for browsers."""
+        record = await self._store.by_share_id(share_id[:64])
+        wants_json = b"application/json" in (request.getHeader(b"accept") or b"")
+        if record is None:
+            return json_error(request, 404, "no such result") if wants_json else self._page(request, 404)
+        if wants_json:
+            return json_body(request, public_view(record))
+        return self._page(request, 200)
+
+    def _page(self, request, status: int) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        set_security_headers(request)
+        return (self._web_root_path / "index.html").read_bytes()
 
     @app.route("/", branch=True, methods=["GET", "HEAD"])
     def static(self, request):
