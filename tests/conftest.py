@@ -23,7 +23,9 @@ def shared_daemon(tmp_path_factory):
     running = start_daemon(tmp_path_factory.mktemp("daemon"),
                            config_text="sponsor_name=Example Fibre\n"
                                        "sponsor_url=https://fibre.example/\n"
-                                       'sponsor_city="Springfield, IL"\n')
+                                       'sponsor_city="Springfield, IL"\n'
+                                       "max_concurrent_tests_per_ip=1000\n"
+                                       "max_tests_per_hour_per_ip=100000\n")
     yield running
     running.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -85,8 +86,35 @@ class Daemon:
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
 
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                source_ip: str = "127.0.0.1") -> tuple[int, dict, bytes]:
+        """One HTTP request from *source_ip* (any loopback address), any method."""
+        if self.scheme == "https":
+            connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                                     context=self._ssl_context,
+                                                     source_address=(source_ip, 0))
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10,
+                                                    source_address=(source_ip, 0))
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def post_json(self, path: str, document: object, source_ip: str = "127.0.0.1") -> tuple[int, object]:
+        status, _, body = self.request("POST", path, json.dumps(document).encode(),
+                                       {"Content-Type": "application/json"}, source_ip)
+        return status, json.loads(body)
+
     def get_json(self, path: str) -> tuple[int, object]:
         status, _, body = self.get(path)
+        return status, json.loads(body)
+
+    def get_json_accepting(self, path: str) -> tuple[int, object]:
+        """GET *path* asking for JSON, as an API client does."""
+        status, _, body = self.request("GET", path, headers={"Accept": "application/json"})
         return status, json.loads(body)
 
     def health(self) -> tuple[int, dict] | None:

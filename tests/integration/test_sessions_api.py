@@ -1,0 +1,125 @@
+"""Starting a test and submitting its result, as a client on loopback does."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from daemon import start_daemon
+
+
+def plausible_samples(token: str) -> dict:
+    """A short test's worth of samples: 10 ms idle, 40 ms under load."""
+    probes = [[seq, "baseline", seq * 100.0, 10.0] for seq in range(20)]
+    for offset, phase in ((40, "download"), (90, "upload"), (120, "bidirectional")):
+        probes += [[offset + i, phase, (offset + i) * 100.0, 40.0] for i in range(25)]
+    windows = [["download", 4000 + i * 250.0, "down", 3_125_000] for i in range(12)]
+    windows += [["upload", 9000 + i * 250.0, "up", 1_250_000] for i in range(12)]
+    return {"token": token, "probes": probes, "throughput": windows,
+            "streams": {"download": 4, "upload": 3}}
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@pytest.fixture
+def started(shared_daemon):
+    status, test = shared_daemon.post_json("/api/tests", {"mode": "single_user", "schedule": "short"})
+    assert status == 201
+    return test
+
+
+def test_start_answers_schedule_urls_and_limits(shared_daemon, started):
+    assert [phase["name"] for phase in started["phases"]] == [
+        "baseline", "download_warmup", "download", "upload_warmup", "upload", "bidirectional"]
+    assert sum(phase["seconds"] for phase in started["phases"]) == 15
+    probe_port = shared_daemon.child_ports["probe"]
+    assert started["probe_url"] == f"ws://127.0.0.1:{probe_port}/ws/probe"
+    assert started["download_url"].startswith(f"http://127.0.0.1:{shared_daemon.port}/download?")
+    assert started["limits"]["probe_interval_ms"] == 100
+
+
+def test_result_is_graded_stored_and_shared(shared_daemon, started):
+    status, result = shared_daemon.post_json(path_of(started["result_url"]), plausible_samples(started["token"]))
+    assert status == 200
+    assert result["result"]["baseline"]["median_ms"] == 10.0
+    assert result["result"]["phases"]["download"]["latency_increase_ms"] == 30.0
+    assert result["result"]["overall"]["grade"] == "B"
+    assert "client_ip" not in result
+    status, shared = shared_daemon.get_json_accepting(f"/r/{result['share_id']}")
+    assert status == 200 and shared == result
+    status, headers, page = shared_daemon.get(f"/r/{result['share_id']}")
+    assert status == 200 and b"<html" in page
+
+
+def test_replayed_token_is_refused(shared_daemon, started):
+    path = path_of(started["result_url"])
+    assert shared_daemon.post_json(path, plausible_samples(started["token"]))[0] == 200
+    status, error = shared_daemon.post_json(path, plausible_samples(started["token"]))
+    assert status in (403, 409) and "error" in error
+
+
+def test_forged_token_is_refused_and_the_session_survives(shared_daemon, started):
+    path = path_of(started["result_url"])
+    forged = started["token"][:-2] + ("AA" if not started["token"].endswith("AA") else "BB")
+    status, error = shared_daemon.post_json(path, plausible_samples(forged))
+    assert status == 403 and error == {"error": "unknown test or wrong token"}
+    assert shared_daemon.post_json(path, plausible_samples(started["token"]))[0] == 200
+
+
+def test_result_from_another_ip_is_refused(shared_daemon, started):
+    path = path_of(started["result_url"])
+    status, error = shared_daemon.post_json(path, plausible_samples(started["token"]), source_ip="127.0.0.2")
+    assert status == 403 and "another IP" in error["error"]
+    assert shared_daemon.post_json(path, plausible_samples(started["token"]))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda d: d.update(probes="lots"), "probes must be a list"),
+        (lambda d: d["probes"].append([999, "baseline", 0, 5000]), "rtt_ms 5000 is outside"),
+        (lambda d: d.update(throughput=[["download", 0, "down", -5]]), "bytes must be"),
+    ],
+)
+def test_malformed_result_is_refused_with_a_reason(shared_daemon, started, mutate, reason):
+    document = plausible_samples(started["token"])
+    mutate(document)
+    status, error = shared_daemon.post_json(path_of(started["result_url"]), document)
+    assert status == 400 and reason in error["error"]
+    assert shared_daemon.post_json(path_of(started["result_url"]), plausible_samples(started["token"]))[0] == 200
+
+
+def test_oversized_result_is_refused(shared_daemon, started):
+    document = plausible_samples(started["token"])
+    document["padding"] = "x" * 600_000
+    status, _, body = shared_daemon.request("POST", path_of(started["result_url"]), json.dumps(document).encode())
+    assert status in (400, 413) and b"error" in body
+
+
+def test_bad_start_requests(shared_daemon):
+    assert shared_daemon.post_json("/api/tests", {"mode": "karaoke"})[0] == 400
+    assert shared_daemon.post_json("/api/tests", {"schedule": "forever"})[0] == 400
+    status, _, _ = shared_daemon.request("POST", "/api/tests", b"{nope")
+    assert status == 400
+
+
+def test_unknown_share_id_is_404(shared_daemon):
+    assert shared_daemon.get_json_accepting("/r/nothing-here")[0] == 404
+
+
+def test_per_ip_limit_answers_429_with_retry_after(tmp_path):
+    daemon = start_daemon(tmp_path, config_text="max_concurrent_tests_per_ip=1\n")
+    try:
+        assert daemon.post_json("/api/tests", {"schedule": "short"})[0] == 201
+        status, headers, body = daemon.request("POST", "/api/tests", b'{"schedule": "short"}')
+        assert status == 429
+        assert 1 <= int(headers["Retry-After"]) <= 16
+        assert "already running" in json.loads(body)["error"]
+        assert daemon.post_json("/api/tests", {"schedule": "short"}, source_ip="127.0.0.3")[0] == 201
+    finally:
+        daemon.stop()

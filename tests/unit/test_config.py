@@ -1,0 +1,162 @@
+"""The config parser: the file format, every key's validation, and properties."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lqos.config import (
+    COERCERS,
+    Config,
+    ConfigError,
+    load_config,
+    parse_config,
+    read_config_file,
+    render_config,
+)
+from lqos.grading import GradeThresholds
+
+
+def test_defaults_when_there_is_no_file():
+    config, warnings = load_config(None)
+    assert config == Config()
+    assert config.port == "tcp:8000" and config.probe_port == 8005
+    assert warnings == ()
+
+
+def test_comments_blank_lines_quotes_and_hashes_in_values():
+    text = (
+        "# Branding\n"
+        "\n"
+        "sponsor_name = \"  Example Fibre  \"\n"
+        "sponsor_city='Springfield, IL'\n"
+        "sponsor_url=https://fibre.example/#speed\n"
+        "   # indented comment\n"
+    )
+    values = parse_config(text, "x.conf").values
+    assert values == {
+        "sponsor_name": "  Example Fibre  ",
+        "sponsor_city": "Springfield, IL",
+        "sponsor_url": "https://fibre.example/#speed",
+    }
+
+
+def test_typed_values():
+    text = (
+        "telemetry_max_tests=250\n"
+        "trusted_proxies=10.0.0.0/8, 2001:db8::/32\n"
+        "port=443\n"
+        "probe_port=9005\n"
+        "grade_thresholds_ms=5,20,60,200,400\n"
+    )
+    values = parse_config(text).values
+    assert values["telemetry_max_tests"] == 250
+    assert values["trusted_proxies"] == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("2001:db8::/32"),
+    )
+    assert values["port"] == "tcp:443"
+    assert values["probe_port"] == 9005
+    assert values["grade_thresholds_ms"] == GradeThresholds(5, 20, 60, 200, 400)
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("telemetry_max_tests=lots", "telemetry_max_tests: 'lots' is not a whole number"),
+        ("telemetry_max_tests=0", "telemetry_max_tests: 0 is outside 1..1000000"),
+        ("probe_port=70000", "probe_port: 70000 is outside 1..65535"),
+        ("sponsor_url=ftp://x", "sponsor_url: 'ftp://x' is not an http:// or https:// URL"),
+        ("webhook_secret=short", "webhook_secret: must be empty or at least 16 characters long"),
+        ("trusted_proxies=10.0.0.0/8,nonsense", "trusted_proxies: 'nonsense' is not an IP address"),
+        ("port=http:80", "port: 'http:80' is not a port number or an endpoint"),
+        ("grade_thresholds_ms=5,30,20,200,400", "strictly increasing"),
+        ("grade_thresholds_ms=5,30", "expected 5 grade thresholds"),
+        ('sponsor_name="unterminated', "unterminated quote"),
+        ("just some words", "expected key=value"),
+        ("Bad-Key=1", "is not a valid key name"),
+        ("listen_address=localhost", "listen_address: 'localhost' is not an IP address"),
+    ],
+)
+def test_bad_value_names_file_line_and_reason(line, reason):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(f"# first line\nsponsor_name=ok\n{line}\n", "/etc/lqos_test.conf")
+    message = str(raised.value)
+    assert message.startswith("/etc/lqos_test.conf:3: ")
+    assert reason in message
+
+
+def test_unknown_key_and_repeated_key_are_warnings():
+    parsed = parse_config("colour=blue\nsponsor_name=A\nsponsor_name=B\n", "f.conf")
+    assert parsed.values == {"sponsor_name": "B"}
+    assert parsed.warnings == (
+        "f.conf:1: unknown key 'colour' ignored",
+        "f.conf:3: sponsor_name overrides line 2",
+    )
+
+
+def test_command_line_overrides_the_file(tmp_path):
+    path = tmp_path / "lqos_test.conf"
+    path.write_text("port=tcp:9000\nsponsor_name=File\n")
+    config, _ = load_config(str(path), {"port": "tcp:9100"})
+    assert config.port == "tcp:9100"
+    assert config.sponsor_name == "File"
+
+
+def test_bad_command_line_value_says_so():
+    with pytest.raises(ConfigError, match="^command line: probe_port: 'x' is not a whole number"):
+        load_config(None, {"probe_port": "x"})
+
+
+def test_two_children_on_one_port_is_refused():
+    with pytest.raises(ConfigError, match="gaming_port and probe_port are both 8005"):
+        load_config(None, {"gaming_port": "8005"})
+
+
+def test_unreadable_and_binary_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_config_file(str(tmp_path / "missing.conf"))
+    binary = tmp_path / "binary.conf"
+    binary.write_bytes(b"sponsor_name=\xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_config_file(str(binary))
+
+
+def test_oversized_file_is_refused():
+    with pytest.raises(ConfigError, match="larger than"):
+        parse_config("# padding\n" * 10_000)
+
+
+# --- properties ---
+
+printable_values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\n\r\x85\u2028\u2029"),
+    max_size=80,
+)
+
+
+@given(name=printable_values, city=printable_values)
+def test_free_text_values_round_trip(name, city):
+    text = render_config([("sponsor_name", name), ("sponsor_city", city)])
+    values = parse_config(text).values
+    assert values == {"sponsor_name": name, "sponsor_city": city}
+
+
+@given(number=st.integers(min_value=1, max_value=65535))
+def test_port_numbers_round_trip(number):
+    assert parse_config(f"probe_port={number}\n").values["probe_port"] == number
+    assert parse_config(f"port={number}\n").values["port"] == f"tcp:{number}"
+
+
+@given(st.text(max_size=400))
+def test_any_text_parses_or_fails_with_a_config_error(text):
+    try:
+        parsed = parse_config(text, "fuzz.conf")
+    except ConfigError as error:
+        assert str(error).startswith("fuzz.conf")
+    else:
+        assert set(parsed.values) <= set(COERCERS)
+        Config(**parsed.values)
