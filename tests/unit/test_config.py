@@ -160,3 +160,14 @@ def test_any_text_parses_or_fails_with_a_config_error(text):
     else:
         assert set(parsed.values) <= set(COERCERS)
         Config(**parsed.values)
+
+
+def test_the_example_file_parses_without_warnings():
+    from daemon import REPO
+
+    parsed = read_config_file(str(REPO / "etc" / "lqos_test.conf.example"))
+    assert parsed.warnings == ()
+    assert parsed.values["sponsor_name"] == "Example Fibre"
+    documented = (REPO / "etc" / "lqos_test.conf.example").read_text()
+    for key in COERCERS:
+        assert f"{key}=" in documented, f"{key} is not documented in the example"
