@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install chromium clean
+.PHONY: run test install system-packages clean web-vendor
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,40 @@ $(STAMP): setup.cfg setup.py
 	$(BIN)/python -m pip install --quiet --editable '.[test]' --config-settings editable_mode=compat
 	touch $@
 
-install: $(STAMP)
+# The browser test's front-end libraries (uPlot) come from npm and are served from web_client/vendor/.
+VENDOR := web_client/vendor
+VENDOR_FILES := $(VENDOR)/uPlot.esm.js $(VENDOR)/uPlot.min.css
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update && apt-get install -y --no-install-recommends npm; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(VENDOR_FILES) &: node_modules/.package-lock.json
+	mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE $(VENDOR)/
+
+web-vendor: $(VENDOR_FILES)
+
+install: $(STAMP) web-vendor
 
 run: install
 	mkdir -p var
 	$(BIN)/twistd --nodaemon --pidfile= lqos-bufferbloat --port tcp:8000 --data-dir var
 
-chromium:
-	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+# Debian packages the tests drive: the browser, and ping and iperf3 for the accuracy testbed.
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/ping /usr/bin/iperf3
+SYSTEM_PACKAGES := chromium iputils-ping iperf3
 
-test: install chromium
+system-packages:
+	@for tool in $(SYSTEM_TOOLS); do test -x $$tool || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi
+
+test: install system-packages
 	$(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis twisted/plugins/dropin.cache
+	rm -rf node_modules $(VENDOR)

@@ -41,18 +41,19 @@ class ParentLink(Protocol):
         self._on_lost()
 
 
-def child_arguments(description: str, argv: list[str]) -> argparse.Namespace:
+def child_argument_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every child takes; a child may add its own before parsing."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--interface", default="")
     parser.add_argument("--tls-cert", default="")
     parser.add_argument("--tls-key", default="")
-    return parser.parse_args(argv)
+    return parser
 
 
-def run_child(role: str, argv: list[str], make_factory: Callable[[object], IProtocolFactory]) -> None:
-    """Serve ``make_factory(reactor)`` on the port in *argv* until the parent goes away."""
-    options = child_arguments(f"lqos-bufferbloat {role} child process", argv)
+def run_child(role: str, options: argparse.Namespace,
+              make_factory: Callable[[object, Callable[[dict], None]], IProtocolFactory]) -> None:
+    """Serve ``make_factory(reactor, send_to_parent)`` on ``options.port`` until the parent goes away."""
     # The supervisor stamps time and role on every line; the child adds neither.
     observer = FileLogObserver(
         sys.stderr, lambda event: eventAsText(event, includeTimestamp=False) + "\n"
@@ -66,7 +67,7 @@ async def _serve(reactor, role: str, options: argparse.Namespace, make_factory) 
     link = ParentLink(on_lost=lambda: parent_gone.called or parent_gone.callback(None))
     stdio.StandardIO(link, reactor=reactor)
     description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
-    port = await serverFromString(reactor, description).listen(make_factory(reactor))
+    port = await serverFromString(reactor, description).listen(make_factory(reactor, link.send))
     log.info("{role} listening on {address}", role=role, address=port.getHost())
     link.send({"event": "ready", "role": role, "port": port.getHost().port})
     await parent_gone

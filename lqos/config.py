@@ -56,6 +56,7 @@ class Config:
     telemetry_api_key: str = ""
     central_url: str = ""
     telemetry_max_tests: int = 1000
+    outbox_retry_seconds: float = 5.0
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     port: str = "tcp:8000"
     listen_address: str = ""
@@ -140,6 +141,19 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
 _port_number = _int_between(1, 65535)
 
 
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def coerce(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number of seconds") from None
+        if not low <= value <= high:  # also refuses nan
+            raise ValueError(f"{value:g} is outside {low:g}..{high:g} seconds")
+        return value
+
+    return coerce
+
+
 def _endpoint(raw: str) -> str:
     """A Twisted server endpoint string; a bare number means ``tcp:N``."""
     raw = raw.strip()
@@ -186,6 +200,7 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "telemetry_api_key": _secret,
     "central_url": _http_url,
     "telemetry_max_tests": _int_between(1, 1_000_000),
+    "outbox_retry_seconds": _seconds_between(0.01, 3600),
     "trusted_proxies": _networks,
     "port": _endpoint,
     "listen_address": _ip_address_or_empty,

@@ -32,19 +32,27 @@ class Phase:
     seconds: float
 
 
-# The LibreQoS test's 40 s schedule, and a short one for tests and quick checks.
-SCHEDULES: dict[str, tuple[Phase, ...]] = {
-    "standard": (
-        Phase("baseline", 5), Phase("download_warmup", 5), Phase("download", 10),
-        Phase("upload_warmup", 5), Phase("upload", 10), Phase("bidirectional", 5),
-    ),
-    "short": (
-        Phase("baseline", 2), Phase("download_warmup", 2), Phase("download", 3),
-        Phase("upload_warmup", 2), Phase("upload", 3), Phase("bidirectional", 3),
-    ),
+# Schedules by mode: the LibreQoS test's 40 s single-user schedule and its
+# household's 5 s idle baseline + 30 s of every persona at once; the short
+# ones are for tests and quick checks.
+SCHEDULES: dict[str, dict[str, tuple[Phase, ...]]] = {
+    "single_user": {
+        "standard": (
+            Phase("baseline", 5), Phase("download_warmup", 5), Phase("download", 10),
+            Phase("upload_warmup", 5), Phase("upload", 10), Phase("bidirectional", 5),
+        ),
+        "short": (
+            Phase("baseline", 2), Phase("download_warmup", 2), Phase("download", 3),
+            Phase("upload_warmup", 2), Phase("upload", 3), Phase("bidirectional", 3),
+        ),
+    },
+    "virtual_household": {
+        "standard": (Phase("baseline", 5), Phase("load", 30)),
+        "short": (Phase("baseline", 2), Phase("load", 8)),
+    },
 }
 
-MODES = ("single_user",)
+MODES = tuple(SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ class TestSession:
 
     @property
     def phases(self) -> tuple[Phase, ...]:
-        return SCHEDULES[self.schedule_name]
+        return SCHEDULES[self.mode][self.schedule_name]
 
     @property
     def duration(self) -> float:
@@ -110,6 +118,23 @@ def sign(secret: bytes, test_id: str, client_ip: str, started_at: float) -> str:
     message = f"{test_id}|{client_ip}|{started_at:.3f}".encode()
     digest = hmac.new(secret, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def persona_token(secret: bytes, test_id: str, expires_at: float) -> str:
+    """The token a household's persona connections present to the persona processes.
+
+    It is checked there with the same secret and needs no shared state; it is
+    bound to the test and its expiry (the persona ports see no proxy headers,
+    so it is not bound to the client's IP).
+    """
+    return sign(secret, f"household:{test_id}", "", float(int(expires_at)))
+
+
+def persona_token_valid(secret: bytes, test_id: str, expires_at: float, token: str, now: float) -> bool:
+    if not test_id or now > expires_at or len(token) > 128:
+        return False
+    expected = persona_token(secret, test_id, expires_at)
+    return hmac.compare_digest(expected.encode(), token.encode())
 
 
 @dataclass

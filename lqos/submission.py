@@ -19,13 +19,15 @@ import math
 from dataclasses import dataclass
 
 from lqos.grading import PHASES, ProbeSample, ThroughputWindow, WINDOW_MS
+from lqos.household_grading import PersonaSamples
 
 MAX_SUBMISSION_BYTES = 512 * 1024
 PROBE_INTERVAL_MS = 100
 PROBE_TIMEOUT_MS = 2000
 MAX_STREAMS = 16
-# 10 Gbit/s for a 250 ms window, with headroom: anything above is made up.
-MAX_WINDOW_BYTES = int(12e9 / 8 * WINDOW_MS / 1000)
+# 100 Gbit/s for a 250 ms window: past what one server port delivers today,
+# so anything above is made up.
+MAX_WINDOW_BYTES = int(100e9 / 8 * WINDOW_MS / 1000)
 # A probe may be answered this long after the schedule ends (its 2 s timeout, and slack).
 SCHEDULE_SLACK_MS = 5000
 
@@ -42,8 +44,8 @@ class Submission:
     streams: dict[str, int]
 
 
-def parse_submission(body: bytes, duration_seconds: float) -> Submission:
-    """Validate *body* against a test of *duration_seconds*; raise :class:`SubmissionError`."""
+def _document(body: bytes) -> tuple[dict, str]:
+    """The body as a JSON object, and its token."""
     if len(body) > MAX_SUBMISSION_BYTES:
         raise SubmissionError(f"body larger than {MAX_SUBMISSION_BYTES} bytes")
     try:
@@ -55,6 +57,12 @@ def parse_submission(body: bytes, duration_seconds: float) -> Submission:
     token = document.get("token")
     if not isinstance(token, str) or not 0 < len(token) <= 128:
         raise SubmissionError("token missing")
+    return document, token
+
+
+def parse_submission(body: bytes, duration_seconds: float) -> Submission:
+    """Validate *body* against a test of *duration_seconds*; raise :class:`SubmissionError`."""
+    document, token = _document(body)
     duration_ms = duration_seconds * 1000
     return Submission(
         token=token,
@@ -132,3 +140,96 @@ def _streams(value: object) -> dict[str, int]:
             raise SubmissionError(f"streams.{direction} must be a whole number 0..{MAX_STREAMS}")
         streams[direction] = count
     return streams
+
+
+# --- a virtual household's submission ---
+#
+#   {"token": "...",
+#    "personas": {"gaming": {"pings": [[seq, "baseline" | "load", sent_ms, rtt_ms_or_null]],
+#                            "down": [[start_ms, bytes]],      1 s windows of the load
+#                            "up_acks": [[t_ms, bytes]],       the server's upstream acks
+#                            "bursts": [[n, seconds_or_null]], a bursty persona's bursts
+#                            "interrupted": false}, ...}}
+
+HOUSEHOLD_PHASES = ("baseline", "load")
+MAX_PERSONA_DEADLINE_MS = 5000
+
+
+@dataclass(frozen=True)
+class HouseholdSubmission:
+    token: str
+    personas: dict[str, PersonaSamples]
+
+
+def parse_household_submission(body: bytes, duration_seconds: float,
+                               persona_names: tuple[str, ...]) -> HouseholdSubmission:
+    document, token = _document(body)
+    personas = document.get("personas")
+    if not isinstance(personas, dict) or set(personas) != set(persona_names):
+        raise SubmissionError(f"personas must have exactly these keys: {sorted(persona_names)}")
+    duration_ms = duration_seconds * 1000
+    return HouseholdSubmission(token, {
+        name: _persona_samples(personas[name], f"personas.{name}", duration_ms) for name in persona_names
+    })
+
+
+def _persona_samples(value: object, what: str, duration_ms: float) -> PersonaSamples:
+    if not isinstance(value, dict):
+        raise SubmissionError(f"{what} must be an object")
+    interrupted = value.get("interrupted", False)
+    if not isinstance(interrupted, bool):
+        raise SubmissionError(f"{what}.interrupted must be true or false")
+    seconds = int(duration_ms / 1000) + 8
+    return PersonaSamples(
+        pings=_persona_pings(value.get("pings", []), f"{what}.pings", duration_ms),
+        down_windows=_pairs(value.get("down", []), f"{what}.down", seconds, duration_ms, MAX_WINDOW_BYTES * 4),
+        up_acks=_pairs(value.get("up_acks", []), f"{what}.up_acks", seconds, duration_ms, 2**50),
+        bursts=_bursts(value.get("bursts", []), f"{what}.bursts", seconds),
+        interrupted=interrupted,
+    )
+
+
+def _persona_pings(value: object, what: str, duration_ms: float) -> tuple:
+    max_pings = int(duration_ms / PROBE_INTERVAL_MS * 1.5) + 50
+    pings, seen = [], set()
+    for index, item in enumerate(_list(value, what, max_pings)):
+        where = f"{what}[{index}]"
+        if not isinstance(item, list) or len(item) != 4:
+            raise SubmissionError(f"{where} must be [seq, phase, sent_ms, rtt_ms]")
+        seq, phase, sent_ms, rtt_ms = item
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 10 * max_pings or seq in seen:
+            raise SubmissionError(f"{where}: seq must be a new whole number 0..{10 * max_pings}")
+        seen.add(seq)
+        if phase not in HOUSEHOLD_PHASES:
+            raise SubmissionError(f"{where}: phase must be 'baseline' or 'load'")
+        sent = _number_in(sent_ms, 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: sent_ms")
+        rtt = None if rtt_ms is None else _number_in(rtt_ms, 0, MAX_PERSONA_DEADLINE_MS, f"{where}: rtt_ms")
+        pings.append((seq, phase, sent, rtt))
+    return tuple(pings)
+
+
+def _pairs(value: object, what: str, max_items: int, duration_ms: float, max_bytes: int) -> tuple:
+    pairs = []
+    for index, item in enumerate(_list(value, what, max_items)):
+        where = f"{what}[{index}]"
+        if not isinstance(item, list) or len(item) != 2:
+            raise SubmissionError(f"{where} must be [ms, bytes]")
+        at = _number_in(item[0], 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: ms")
+        count = item[1]
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= max_bytes:
+            raise SubmissionError(f"{where}: bytes must be a whole number 0..{max_bytes}")
+        pairs.append((at, count))
+    return tuple(pairs)
+
+
+def _bursts(value: object, what: str, max_items: int) -> tuple:
+    bursts = []
+    for index, item in enumerate(_list(value, what, max_items)):
+        where = f"{what}[{index}]"
+        if not isinstance(item, list) or len(item) != 2:
+            raise SubmissionError(f"{where} must be [n, seconds]")
+        number, seconds = item
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= max_items:
+            raise SubmissionError(f"{where}: n must be a whole number 0..{max_items}")
+        bursts.append((number, None if seconds is None else _number_in(seconds, 0, 60, f"{where}: seconds")))
+    return tuple(bursts)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).parent / "twistd"
-CHILD_ROLES = ("probe",)
+CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates")
 
 
 def free_ports(count: int) -> list[int]:
@@ -145,7 +145,7 @@ def twistd_command(*plugin_args: str) -> list[str]:
 
 
 def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str, str] | None = None,
-                 extra_args: tuple[str, ...] = ()) -> Daemon:
+                 extra_args: tuple[str, ...] = (), env: dict | None = None) -> Daemon:
     """Start the daemon, wait until ``/api/health`` says every child runs."""
     main_port, *ports = free_ports(1 + len(CHILD_ROLES))
     child_ports = dict(zip(CHILD_ROLES, ports))
@@ -166,7 +166,8 @@ def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str,
     log_path = tmp_path / "twistd.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            twistd_command(*args, *extra_args), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
+            twistd_command(*args, *extra_args), cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     daemon = Daemon(process, main_port, child_ports, data_dir, log_path,
                     tls_ca=tls[0] if tls else None, scheme="https" if tls else "http",

@@ -1,4 +1,329 @@
-// The start page: shows who sponsors this test server.
-import { showSponsor } from "./sponsor.js";
+// The page: start screen, a running test, its result, a shared result, errors.
+//
+// /            the start screen (?schedule=short asks for the short schedule)
+// /r/SHARE_ID  a shared result, read-only: fetched as JSON from the same URL
 
-showSponsor(document.getElementById("sponsor"));
+import { showSponsor } from "./sponsor.js";
+import { SingleUserTest } from "./runner.js";
+import { LatencyChart, cdfChart, latencyLegend, loadUPlot, renderLegend } from "./charts.js";
+import { renderResult } from "./results.js";
+import { cardPng } from "./card.js";
+import { h, mbps, ms, phaseInfo } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+const SCREENS = ["start", "running", "result", "error"];
+const SCHEDULE_SECONDS = { standard: 40, short: 15 };
+
+const query = new URLSearchParams(location.search);
+const schedule = SCHEDULE_SECONDS[query.get("schedule")] ? query.get("schedule") : "standard";
+const sharedMatch = location.pathname.match(/^\/r\/([A-Za-z0-9_-]{1,64})\/?$/);
+
+let test = null;
+let chart = null;
+let retryTimer = null;
+
+function show(screen, { focus = true } = {}) {
+  for (const name of SCREENS) $(`screen-${name}`).hidden = name !== screen;
+  document.body.dataset.screen = screen;
+  if (focus) {
+    const heading = $(`screen-${screen}`).querySelector("h1");
+    if (heading) heading.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  }
+}
+
+function startUrl() {
+  return schedule === "standard" ? "/" : `/?schedule=${schedule}`;
+}
+
+// --- start ---
+
+function showStart(notice) {
+  $("start-duration").textContent = String(SCHEDULE_SECONDS[schedule]);
+  const box = $("start-notice");
+  box.hidden = !notice;
+  box.textContent = notice || "";
+  show("start", { focus: Boolean(notice) });
+}
+
+// --- running ---
+
+function buildStepper(spans) {
+  $("stepper").replaceChildren(...spans.map((span, index) => {
+    const info = phaseInfo(span.name);
+    const bar = h("span", { class: "step-bar", "aria-hidden": "true" });
+    bar.style.backgroundColor = info.colour;
+    return h("li", { class: "step", "data-phase": span.name, "data-index": String(index) },
+      bar,
+      h("span", { class: "step-name" }, info.short),
+      h("span", { class: "visually-hidden step-state" }, ", to do"));
+  }));
+}
+
+function markStep(activeIndex) {
+  for (const item of $("stepper").children) {
+    const index = Number(item.dataset.index);
+    const state = index < activeIndex ? "done" : index === activeIndex ? "current" : "todo";
+    item.dataset.state = state;
+    if (state === "current") item.setAttribute("aria-current", "step");
+    else item.removeAttribute("aria-current");
+    item.querySelector(".step-state").textContent = state === "done" ? ", done" : state === "current" ? ", in progress" : ", to do";
+  }
+}
+
+/** "12.5 Mbit/s" as a number and a smaller unit, so it fits a narrow tile. */
+function liveFigure(id, text) {
+  const element = $(id);
+  if (text === null) {
+    element.textContent = "–";
+    return;
+  }
+  const [value, ...unit] = text.split(" ");
+  element.replaceChildren(value, h("span", { class: "unit" }, ` ${unit.join(" ")}`));
+}
+
+function resetRunning() {
+  $("stepper").replaceChildren();
+  $("progress").value = 0;
+  $("progress-label").textContent = "Starting…";
+  $("phase-now").textContent = "Connecting to the test server…";
+  for (const id of ["live-latency", "live-download", "live-upload"]) $(id).textContent = "–";
+  const figure = $("latency-figure");
+  if (figure.parentElement !== $("screen-running")) $("stop-button").before(figure);
+  if (chart) chart.destroy();
+  chart = null;
+  $("latency-chart").replaceChildren();
+  $("latency-legend").replaceChildren();
+}
+
+async function runTest() {
+  if (test) return;
+  clearInterval(retryTimer);
+  resetRunning();
+  show("running");
+  const uPlotReady = loadUPlot();
+  let lastRtt = null;
+  const probesBeforeChart = [];
+  test = new SingleUserTest({
+    mode: "single_user",
+    schedule,
+    ui: {
+      started: async (session, spans) => {
+        buildStepper(spans);
+        renderLegend($("latency-legend"), latencyLegend(spans));
+        const uPlot = await uPlotReady;
+        if (uPlot && test) {
+          chart = new LatencyChart(uPlot, $("latency-chart"), spans);
+          chart.add(probesBeforeChart);
+        }
+      },
+      phase: (span, index) => {
+        markStep(index);
+        $("phase-now").textContent = phaseInfo(span.name).doing;
+      },
+      tick: (live) => {
+        const total = live.durationMs / 1000;
+        $("progress").value = Math.round((live.elapsedMs / live.durationMs) * 100);
+        $("progress-label").textContent = `${Math.floor(live.elapsedMs / 1000)} s of ${Math.round(total)} s`;
+        liveFigure("live-download", live.downloadMbps === null ? null : mbps(live.downloadMbps));
+        liveFigure("live-upload", live.uploadMbps === null ? null : mbps(live.uploadMbps));
+        liveFigure("live-latency", lastRtt === null ? null : ms(lastRtt));
+      },
+      probes: (samples) => {
+        for (const sample of samples) if (sample.rtt_ms !== null) lastRtt = sample.rtt_ms;
+        if (chart) chart.add(samples);
+        else probesBeforeChart.push(...samples);
+      },
+      submitting: () => {
+        markStep(Infinity);
+        $("progress").value = 100;
+        $("progress-label").textContent = "Done measuring";
+        $("phase-now").textContent = "Sending the measurements to the server for grading…";
+      },
+      waiting: (seconds) => {
+        $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
+      },
+    },
+  });
+  try {
+    const outcome = await test.run();
+    if (chart) chart.finish();
+    showOwnResult(outcome);
+  } catch (failure) {
+    if (chart) chart.finish();
+    if (failure.kind === "cancelled") showStart("You stopped the test. No grade was given.");
+    else showError(failure);
+  } finally {
+    test = null;
+  }
+}
+
+// --- result ---
+
+function shareUrlOf(record) {
+  return `${location.origin}/r/${encodeURIComponent(record.share_id)}`;
+}
+
+function showOwnResult({ record, probes, spans, submission }) {
+  renderResult(record, { shared: false });
+  $("result-timeline").replaceChildren($("latency-figure"));
+  renderCdf(probes);
+  const raw = { ...submission };
+  delete raw.token;
+  setUpSharing(record, { record, raw_samples: raw });
+  $("again-button").href = startUrl();
+  show("result");
+  // The address bar now holds the share link: a reload shows this result again.
+  history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
+  if (chart) chart.plot.redraw();
+}
+
+async function renderCdf(probes) {
+  const figure = $("cdf-figure");
+  const uPlot = await loadUPlot();
+  const phases = ["baseline", "download", "upload", "bidirectional"];
+  const groups = phases.map((name) => {
+    const inPhase = probes.filter((p) => p.phase === name);
+    const values = inPhase.filter((p) => p.rtt_ms !== null).map((p) => p.rtt_ms);
+    return { name, label: phaseInfo(name).label, colour: phaseInfo(name).colour, values, lost: inPhase.length - values.length };
+  });
+  if (!uPlot || !groups.some((g) => g.values.length)) {
+    figure.hidden = true;
+    return;
+  }
+  figure.hidden = false;
+  $("cdf-chart").replaceChildren();
+  cdfChart(uPlot, $("cdf-chart"), groups);
+  renderLegend($("cdf-legend"), groups.filter((g) => g.values.length).map((g) => ({ label: g.label, colour: g.colour, kind: "line" })));
+  const lost = groups.reduce((sum, g) => sum + g.lost, 0);
+  $("cdf-note").textContent = `From the ${probes.length} probes this device kept. `
+    + (lost ? `${lost} lost probes have no time and are not in these curves; they count as loss.` : "No probe was lost.");
+}
+
+async function showShared(shareId) {
+  document.title = "Shared result – Bufferbloat test";
+  for (const name of SCREENS) $(`screen-${name}`).hidden = true;
+  $("retry-button").textContent = "Test your own connection";
+  let response;
+  try {
+    response = await fetch(`/r/${encodeURIComponent(shareId)}`, { headers: { Accept: "application/json" }, cache: "no-store" });
+  } catch {
+    showError({ title: "This result cannot be shown", message: "The test server is not answering, so this result cannot be shown right now." }, { noGradeNote: false });
+    return;
+  }
+  if (response.status === 404) {
+    showError({ title: "This result cannot be shown", message: "There is no result at this link. It may have been mistyped, or the server no longer keeps it." }, { noGradeNote: false });
+    return;
+  }
+  if (!response.ok) {
+    showError({ title: "This result cannot be shown", message: `The server could not show this result (HTTP ${response.status}).` }, { noGradeNote: false });
+    return;
+  }
+  const record = await response.json();
+  renderResult(record, { shared: true });
+  $("cdf-figure").hidden = true;
+  $("result-timeline").replaceChildren();
+  setUpSharing(record, record);
+  $("again-button").textContent = "Test your own connection";
+  show("result", { focus: false });
+}
+
+let jsonUrl = null;
+
+function setUpSharing(record, rawDocument) {
+  const url = shareUrlOf(record);
+  $("share-link").value = url;
+  $("share-status").textContent = "";
+  if (jsonUrl) URL.revokeObjectURL(jsonUrl);
+  jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(rawDocument, null, 2)], { type: "application/json" }));
+  const link = $("json-link");
+  link.href = jsonUrl;
+  link.download = `bufferbloat-${record.share_id}.json`;
+  $("copy-button").onclick = () => copyLink(url);
+  $("png-button").onclick = () => downloadPng(record, url);
+}
+
+async function copyLink(url) {
+  const status = $("share-status");
+  try {
+    if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard API");
+    await navigator.clipboard.writeText(url);
+    status.textContent = "Link copied.";
+  } catch {
+    // Plain http on a LAN address is not a secure context: select it for the user instead.
+    const input = $("share-link");
+    input.focus();
+    input.select();
+    const copied = document.execCommand && document.execCommand("copy");
+    status.textContent = copied ? "Link copied." : "Press Ctrl+C (or long-press and Copy) to copy the selected link.";
+  }
+}
+
+async function downloadPng(record, url) {
+  const status = $("share-status");
+  try {
+    const sponsor = $("sponsor").hidden ? "" : $("sponsor").textContent;
+    const blob = await cardPng(record, { shareUrl: url, sponsor });
+    const objectUrl = URL.createObjectURL(blob);
+    const anchor = h("a", { href: objectUrl, download: `bufferbloat-${record.share_id}.png` });
+    document.body.append(anchor);
+    anchor.click();
+    anchor.remove();
+    setTimeout(() => URL.revokeObjectURL(objectUrl), 10000);
+    status.textContent = "Image saved.";
+  } catch (error) {
+    status.textContent = `The image could not be made: ${error.message}`;
+  }
+}
+
+// --- errors ---
+
+function errorTitle(failure) {
+  if (failure.title) return failure.title;
+  if (!failure.started) return failure.kind === "busy" ? "The server is busy" : "The test could not start";
+  if (failure.phase === "finishing") return "The server could not grade this test";
+  return "The test did not finish";
+}
+
+function showError(failure, { noGradeNote = true } = {}) {
+  $("error-title").textContent = errorTitle(failure);
+  $("error-message").textContent = failure.started && failure.phase && failure.phase !== "finishing"
+    ? `${failure.message} The test stopped during the ${phaseInfo(failure.phase).label.toLowerCase()} phase.`
+    : failure.message;
+  $("error-consequence").hidden = !noGradeNote;
+  const retry = $("retry-button");
+  clearInterval(retryTimer);
+  retry.disabled = false;
+  retry.textContent = "Try again";
+  if (failure.retryAfter) {
+    let left = failure.retryAfter;
+    retry.disabled = true;
+    const count = () => {
+      retry.textContent = `Try again in ${left} s`;
+      if (left-- <= 0) {
+        clearInterval(retryTimer);
+        retry.disabled = false;
+        retry.textContent = "Try again";
+      }
+    };
+    count();
+    retryTimer = setInterval(count, 1000);
+  }
+  show("error");
+}
+
+// --- wiring ---
+
+$("start-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  runTest();
+});
+$("stop-button").addEventListener("click", () => { if (test) test.cancel(); });
+$("retry-button").addEventListener("click", () => {
+  if (sharedMatch) location.href = startUrl();
+  else runTest();
+});
+
+showSponsor($("sponsor"));
+if (sharedMatch) showShared(sharedMatch[1]);
+else showStart();

@@ -2,8 +2,9 @@
 
 import sys
 
-from lqos.childproc import run_child
+from lqos.childproc import child_argument_parser, run_child
 from lqos.probe.server import probe_site
 
 if __name__ == "__main__":
-    run_child("probe", sys.argv[1:], probe_site)
+    options = child_argument_parser("lqos-bufferbloat latency probe").parse_args(sys.argv[1:])
+    run_child("probe", options, probe_site)

@@ -129,8 +129,8 @@ def probe_factory(reactor) -> WebSocketServerFactory:
     return factory
 
 
-def probe_site(reactor) -> Site:
-    """``/ws/probe`` (WebSocket echo) and ``/ping`` on one port."""
+def probe_site(reactor, send_to_parent=None) -> Site:
+    """``/ws/probe`` (WebSocket echo) and ``/ping`` on one port; it reports nothing."""
     root = Resource()
     websockets = Resource()
     websockets.putChild(b"probe", WebSocketResource(probe_factory(reactor)))

@@ -14,9 +14,22 @@ from twisted.web.static import File
 from lqos import __version__
 from lqos.config import Config
 from lqos.grading import compute_result
+from lqos.load.routes import LoadEndpoints
 from lqos.results import IResultStore, public_view
+from lqos.telemetry.api import TelemetryApi
+from lqos.telemetry.metrics import DaemonMetrics
 from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession
-from lqos.submission import MAX_SUBMISSION_BYTES, PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, MAX_STREAMS, SubmissionError, parse_submission
+from lqos.household_grading import score_household
+from lqos.submission import (
+    MAX_STREAMS,
+    MAX_SUBMISSION_BYTES,
+    PROBE_INTERVAL_MS,
+    PROBE_TIMEOUT_MS,
+    SubmissionError,
+    parse_household_submission,
+    parse_submission,
+)
+from lqos.web.household import HouseholdEndpoints
 from lqos.web.clientip import client_ip
 from lqos.web.responses import json_body, json_error, set_security_headers
 
@@ -37,7 +50,8 @@ class MainApp:
     app = Klein()
 
     def __init__(self, config: Config, supervisor, clock, registry: SessionRegistry,
-                 store: IResultStore, web_root: Path | None = None):
+                 store: IResultStore, web_root: Path | None = None, telemetry: TelemetryApi | None = None,
+                 household: HouseholdEndpoints | None = None):
         self._config = config
         self._supervisor = supervisor
         self._clock = clock
@@ -46,6 +60,10 @@ class MainApp:
         self._started_at = clock.seconds()
         self._web_root_path = web_root or default_web_root()
         self._web_root = File(str(self._web_root_path))
+        self._load = LoadEndpoints(registry, clock, self.client_ip)
+        self._household = household or HouseholdEndpoints.empty(registry.secret)
+        self._telemetry = telemetry or TelemetryApi(config, store, DaemonMetrics())
+        self._metrics = self._telemetry.metrics
 
     def client_ip(self, request) -> str:
         return client_ip(request, self._config.trusted_proxies)
@@ -85,13 +103,15 @@ class MainApp:
         schedule = options.get("schedule", "standard")
         if mode not in MODES:
             return json_error(request, 400, f"mode must be one of {list(MODES)}")
-        if schedule not in SCHEDULES:
-            return json_error(request, 400, f"schedule must be one of {sorted(SCHEDULES)}")
+        if schedule not in SCHEDULES[mode]:
+            return json_error(request, 400, f"schedule must be one of {sorted(SCHEDULES[mode])}")
         try:
             session = self._registry.start(self.client_ip(request), mode, schedule)
         except LimitExceeded as limit:
+            self._metrics.test_failed(429)
             request.setHeader(b"retry-after", str(limit.retry_after).encode())
             return json_error(request, 429, limit.reason)
+        self._metrics.test_started()
         return json_body(request, self._session_description(request, session), 201)
 
     def _session_description(self, request, session: TestSession) -> dict:
@@ -101,24 +121,29 @@ class MainApp:
         main = request.getHost().port
         http, ws = ("https", "wss") if secure else ("http", "ws")
         query = f"?test={session.test_id}&token={session.token}"
-        return {
+        common = {
             "test_id": session.test_id,
             "token": session.token,
             "mode": session.mode,
             "expires_in_seconds": round(session.expires_at - self._clock.seconds()),
             "phases": [{"name": p.name, "seconds": p.seconds} for p in session.phases],
+            "result_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/result",
+        }
+        if session.mode == "virtual_household":
+            return common | {"personas": self._household.session_personas(session, host, ws)}
+        return common | {
             "probe_url": f"{ws}://{host}:{self._config.probe_port}/ws/probe",
             "ping_url": f"{http}://{host}:{self._config.probe_port}/ping",
             "download_url": f"{http}://{host}:{main}/download{query}",
             "upload_url": f"{http}://{host}:{main}/upload{query}",
             "bulk_ws_url": f"{ws}://{host}:{main}/ws/bulk-download{query}",
             "progress_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/progress?token={session.token}",
-            "result_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/result",
             "limits": {
                 "probe_interval_ms": PROBE_INTERVAL_MS,
                 "probe_timeout_ms": PROBE_TIMEOUT_MS,
                 "max_streams": MAX_STREAMS,
                 "max_submission_bytes": MAX_SUBMISSION_BYTES,
+                "upload_bytes_per_test": self._load.limits.upload_bytes_per_test,
             },
         }
 
@@ -128,19 +153,30 @@ class MainApp:
         body = request.content.read(MAX_SUBMISSION_BYTES + 1)
         try:
             session = self._registry.find(test_id)
-            submission = parse_submission(body, session.duration)
+            if session.mode == "virtual_household":
+                submission = parse_household_submission(body, session.duration, self._household.names())
+            else:
+                submission = parse_submission(body, session.duration)
             self._registry.authorize(test_id, submission.token, self.client_ip(request))
         except SubmissionError as error:
+            self._metrics.test_failed(400)
             return json_error(request, 400, str(error))
         except SessionRefused as refused:
+            self._metrics.test_failed(refused.status)
             return json_error(request, refused.status, refused.reason)
         session.submitted = True
         record = self._record(request, session, submission)
         await self._store.save(record)
+        self._metrics.test_completed(record)
         return json_body(request, public_view(record))
 
     def _record(self, request, session: TestSession, submission) -> dict:
-        thresholds = self._config.grade_thresholds_ms
+        if session.mode == "virtual_household":
+            result = score_household(self._household.personas, submission.personas)
+            streams = {}
+        else:
+            result = compute_result(submission.probes, submission.windows, self._config.grade_thresholds_ms)
+            streams = submission.streams
         return {
             "test_id": session.test_id,
             "share_id": secrets.token_urlsafe(16),
@@ -150,13 +186,56 @@ class MainApp:
             "mode": session.mode,
             "schedule": session.schedule_name,
             "duration_seconds": session.duration,
-            "streams": submission.streams,
+            "streams": streams,
             "server_counters": {
                 "download_bytes": session.download_bytes,
                 "upload_bytes": session.upload_bytes,
             },
-            "result": compute_result(submission.probes, submission.windows, thresholds),
+            "result": result,
         }
+
+    # --- load: what latency is measured under (lqos/load/routes.py has the contract) ---
+
+    @app.route("/download", methods=["GET"])
+    def download(self, request):
+        return self._load.download(request)
+
+    @app.route("/upload", methods=["POST"])
+    def upload(self, request) -> bytes:
+        return self._load.upload(request)
+
+    @app.route("/ws/bulk-download", methods=["GET"])
+    def bulk_download(self, request):
+        return self._load.bulk_download(request)
+
+    @app.route("/api/tests/<string:test_id>/progress", methods=["GET"])
+    def progress(self, request, test_id: str) -> bytes:
+        return self._load.progress(request, test_id)
+
+    # --- virtual household: lqos/web/household.py ---
+
+    @app.route("/virtual-household/profiles", methods=["GET"])
+    def household_profiles(self, request) -> bytes:
+        return json_body(request, self._household.profiles())
+
+    @app.route("/virtual-household/stats", methods=["GET"])
+    def household_stats(self, request) -> bytes:
+        return json_body(request, self._household.stats())
+
+    @app.route("/virtual-household/health", methods=["GET"])
+    def household_health(self, request) -> bytes:
+        body, healthy = self._household.health(self._supervisor.snapshot())
+        return json_body(request, body, 200 if healthy else 503)
+
+    # --- support and operations: lqos/telemetry/api.py (bearer key, or loopback with no key) ---
+
+    @app.route("/api/telemetry/", branch=True, methods=["GET"])
+    def telemetry(self, request):
+        return self._telemetry.resource()
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request) -> bytes:
+        return self._telemetry.metrics_page(request)
 
     @app.route("/r/<string:share_id>", methods=["GET"])
     async def shared_result(self, request, share_id: str):

@@ -121,7 +121,7 @@ def test_killed_probe_is_restarted_within_two_seconds(daemon):
 
     def restarted():
         status, body = daemon.health()
-        (probe,) = body["children"]
+        (probe,) = [child for child in body["children"] if child["role"] == "probe"]
         return status == 200 and probe["pid"] != old_pid and probe["restarts"] == 1
 
     assert wait_until(restarted, timeout=2.0, interval=0.02)

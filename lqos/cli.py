@@ -1,0 +1,103 @@
+"""``lqos-bufferbloat-test URL [--json] [--short] [--cafile PATH]``: the test from a terminal.
+
+Runs the same single-user test as the browser (DESIGN section 4) against a
+server at URL and prints the result the server computed.  Exit codes:
+0 a result was printed; 1 the test failed (server gone, network failure,
+bad answer), with one line on stderr and no grade; 2 the server refused
+to start a test now (429) or the command line was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from urllib.parse import urlsplit
+
+from twisted.internet import defer, task
+
+from lqos.client.http import Http, describe_error
+from lqos.client.prober import ChildProber
+from lqos.client.report import render
+from lqos.client.runner import CEILING_MBPS, Refused, ceilings_mbps, run_test, start_test, submit
+
+PROG = "lqos-bufferbloat-test"
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+# Beyond the schedule itself: start-up, the last probes, the submission.
+OVERALL_SLACK_SECONDS = 60.0
+
+
+def base_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def positive_mbps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 1 <= value <= CEILING_MBPS:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to {CEILING_MBPS:g}")
+    return value
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="Measure bufferbloat against an lqos-bufferbloat server.")
+    parser.add_argument("url", type=base_url, help="the server, e.g. https://test.isp.example")
+    parser.add_argument("--json", action="store_true", help="print the server's JSON result as it came")
+    parser.add_argument("--short", action="store_true", help="the 15 s schedule instead of the standard 40 s")
+    parser.add_argument("--cafile", metavar="PATH", help="trust this PEM certificate (a self-signed server)")
+    parser.add_argument("--max-mbps", type=positive_mbps, default=CEILING_MBPS, metavar="N",
+                        help=f"move at most N Mbit/s each way (default and most {CEILING_MBPS:g}, "
+                             "the highest rate the server accepts)")
+    return parser.parse_args(argv)
+
+
+async def run(reactor, options: argparse.Namespace) -> tuple[bytes, dict[str, float]]:
+    """The whole test: the server's result (JSON bytes as received) and the rate ceilings used."""
+    http = Http(reactor, options.cafile)
+    # The prober's interpreter starts while the server opens the session.
+    prober = ChildProber(reactor, options.cafile)
+    try:
+        answer = await start_test(http, options.url, "short" if options.short else "standard")
+        duration = sum(float(phase["seconds"]) for phase in answer["phases"])
+        ceilings = ceilings_mbps(answer, options.max_mbps)
+        test = defer.ensureDeferred(run_test(reactor, http, answer, prober, ceilings))
+        body = await test.addTimeout(duration + OVERALL_SLACK_SECONDS, reactor)
+        reply = await submit(http, answer, body)
+        return reply.body, ceilings
+    finally:
+        prober.abort()
+        await http.close()
+
+
+async def main_async(reactor, options: argparse.Namespace) -> None:
+    try:
+        body, ceilings = await run(reactor, options)
+    except Refused as refused:
+        retry = f"; retry after {refused.retry_after} s" if refused.retry_after else ""
+        _error(f"the server refused to start a test: {refused.reason}{retry}")
+        raise SystemExit(EXIT_REFUSED)
+    except Exception as problem:  # every failure ends as one line, never a traceback or a grade
+        _error(describe_error(problem))
+        raise SystemExit(EXIT_FAILED)
+    sys.stdout.write(body.decode() if options.json else render(json.loads(body), options.url, ceilings))
+    sys.stdout.flush()
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse_arguments(argv)
+    task.react(lambda reactor: defer.ensureDeferred(main_async(reactor, options)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The latency probe: a WebSocket echo every 100 ms, every probe accounted for.
+
+The probe sends ``{"seq": n, "t": ms}`` (``t`` on the test clock) and the
+server echoes it unchanged; RTT = receive time - send time.  A probe with no
+answer within 2 s is lost: it stays in the log with ``rtt = None``, never
+with an invented round-trip time.  Each probe carries the phase it was sent
+in.  This module is the probe itself; ``lqos.client.prober`` runs it in a
+child process of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.websocket.util import parse_url
+from twisted.internet import defer
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.ssl import optionsForClientTLS
+
+from lqos.client.http import ClientError, trust_root
+from lqos.client.schedule import Schedule, TestClock
+from lqos.submission import PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS
+
+SECONDS = 1.0
+CONNECT_TIMEOUT = 5 * SECONDS
+
+
+class ProbeLog:
+    """Every probe sent, its phase, send time and RTT (None: unanswered or lost)."""
+
+    def __init__(self, timeout_ms: float = PROBE_TIMEOUT_MS):
+        self.timeout_ms = timeout_ms
+        self._rows: dict[int, list] = {}
+        self._pending: dict[int, float] = {}
+
+    def sent(self, seq: int, phase: str, sent_ms: float) -> None:
+        self._rows[seq] = [seq, phase, round(sent_ms, 3), None]
+        self._pending[seq] = sent_ms
+
+    def answered(self, seq: int, received_ms: float) -> float | None:
+        """Record the reply to *seq*; its RTT, or None if unknown, repeated or too late."""
+        sent_ms = self._pending.pop(seq, None)
+        if sent_ms is None:
+            return None
+        rtt = received_ms - sent_ms
+        if rtt > self.timeout_ms:
+            return None
+        self._rows[seq][3] = round(max(rtt, 0.0), 3)
+        return rtt
+
+    def expire(self, now_ms: float) -> None:
+        """Give up on the probes sent more than the timeout ago: they are lost."""
+        for seq in [s for s, sent in self._pending.items() if now_ms - sent >= self.timeout_ms]:
+            del self._pending[seq]
+
+    def expire_all(self) -> None:
+        self._pending.clear()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def rows(self) -> list[list]:
+        """``[seq, phase, sent_ms, rtt_ms | None]`` in send order."""
+        return [self._rows[seq] for seq in sorted(self._rows)]
+
+
+def next_probe_time(now_ms: float, interval_ms: float = PROBE_INTERVAL_MS) -> float:
+    """The next slot on the 100 ms grid after *now_ms*: a late loop skips, never bursts."""
+    return (math.floor(now_ms / interval_ms) + 1) * interval_ms
+
+
+class ProbeClientProtocol(WebSocketClientProtocol):
+    def onOpen(self) -> None:
+        self.factory.opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.on_message(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.closed(code, reason)
+
+
+class ProbeClientFactory(WebSocketClientFactory):
+    protocol = ProbeClientProtocol
+
+    def __init__(self, url: str, reactor):
+        super().__init__(url, reactor=reactor)
+        self.setProtocolOptions(openHandshakeTimeout=CONNECT_TIMEOUT, closeHandshakeTimeout=1.0,
+                                tcpNoDelay=True, autoPingInterval=0,
+                                maxFramePayloadSize=4096, maxMessagePayloadSize=4096)
+        self.ready = defer.Deferred()
+        self.on_message = lambda payload: None
+        self.on_close = lambda code, reason: None
+
+    def opened(self, protocol: ProbeClientProtocol) -> None:
+        if not self.ready.called:
+            self.ready.callback(protocol)
+
+    def closed(self, code: int | None, reason: str | None) -> None:
+        if not self.ready.called:
+            self.ready.errback(ClientError(f"the probe WebSocket did not open ({reason or 'refused'})"))
+        self.on_close(code, reason)
+
+
+async def connect_probe(reactor, url: str, cafile: str | None = None) -> ProbeClientFactory:
+    """Open the probe WebSocket at *url*; the factory, once the handshake is done."""
+    is_secure, host, port, *_ = parse_url(url)
+    factory = ProbeClientFactory(url, reactor)
+    endpoint = HostnameEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
+    if is_secure:
+        endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust_root(cafile)), endpoint)
+    await endpoint.connect(factory)
+    factory.protocol_instance = await factory.ready.addTimeout(CONNECT_TIMEOUT * 2, reactor)
+    return factory
+
+
+class Prober:
+    """Sends a probe every 100 ms of the schedule; fires ``finished`` with the probe rows.
+
+    After the schedule's end it waits for the last answers (at most the probe
+    timeout), then closes the WebSocket.
+    """
+
+    def __init__(self, reactor, factory: ProbeClientFactory, clock: TestClock, schedule: Schedule):
+        self._reactor = reactor
+        self._factory = factory
+        self._clock = clock
+        self._schedule = schedule
+        self.log = ProbeLog()
+        self.finished = defer.Deferred()
+        self._seq = 0
+        self._timer = None
+        self._sending = True
+        factory.on_message = self._on_message
+        factory.on_close = self._on_close
+
+    def start(self) -> None:
+        self._call_at(0.0 if self._clock.now_ms() < 0 else None)
+
+    def _call_at(self, target_ms: float | None) -> None:
+        if target_ms is None:
+            self._send()
+            return
+        delay = max(0.0, (target_ms - self._clock.now_ms()) / 1000.0)
+        self._timer = self._reactor.callLater(delay, self._send)
+
+    def _send(self) -> None:
+        now = self._clock.now_ms()
+        phase = self._schedule.phase_at(now)
+        if phase is None:
+            self._stop_sending()
+            return
+        message = json.dumps({"seq": self._seq, "t": round(now, 3)}, separators=(",", ":"))
+        self._factory.protocol_instance.sendMessage(message.encode())
+        self.log.sent(self._seq, phase, now)
+        self._seq += 1
+        self.log.expire(now)
+        self._call_at(next_probe_time(self._clock.now_ms()))
+
+    def _on_message(self, payload: bytes) -> None:
+        received = self._clock.now_ms()
+        try:
+            seq = json.loads(payload)["seq"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if isinstance(seq, int):
+            self.log.answered(seq, received)
+        if not self._sending and self.log.pending == 0:
+            self._finish()
+
+    def _stop_sending(self) -> None:
+        self._sending = False
+        if self.log.pending == 0:
+            self._finish()
+        else:
+            self._timer = self._reactor.callLater(PROBE_TIMEOUT_MS / 1000.0, self._finish)
+
+    def _finish(self) -> None:
+        if self.finished.called:
+            return
+        self.stop()
+        self.log.expire_all()
+        self.finished.callback(self.log.rows())
+
+    def _on_close(self, code: int | None, reason: str | None) -> None:
+        if not self.finished.called:
+            self._cancel_timer()
+            self.finished.errback(ClientError(f"the probe WebSocket closed mid-test (code {code})"))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+
+    def stop(self) -> None:
+        """Stop sending and close the WebSocket (for the end, or an abort)."""
+        self._sending = False
+        self._cancel_timer()
+        self._factory.on_close = lambda code, reason: None
+        self._factory.protocol_instance.sendClose()
+
+
+class InlineProber:
+    """The probe in the calling process's own reactor (for comparison and tests)."""
+
+    def __init__(self, reactor, cafile: str | None = None):
+        self._reactor = reactor
+        self._cafile = cafile
+        self._factory = None
+        self._prober = None
+
+    def connect(self, url: str) -> defer.Deferred:
+        """Fires once the probe WebSocket is open."""
+        return defer.ensureDeferred(self._connect(url))
+
+    async def _connect(self, url: str) -> None:
+        self._factory = await connect_probe(self._reactor, url, self._cafile)
+
+    def start(self, clock: TestClock, schedule: Schedule) -> defer.Deferred:
+        """Begin probing; the Deferred fires with the probe rows at the end."""
+        self._prober = Prober(self._reactor, self._factory, clock, schedule)
+        self._prober.start()
+        return self._prober.finished
+
+    def abort(self) -> None:
+        if self._prober is not None:
+            self._prober.stop()
+        elif self._factory is not None:
+            self._factory.protocol_instance.sendClose()

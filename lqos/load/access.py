@@ -1,0 +1,88 @@
+"""Who may load the server: the session a load request's query names, and its stream slots."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+from lqos.load.limits import LoadLimits
+from lqos.sessions import SessionRefused, SessionRegistry, TestSession
+
+QueryArgs = Mapping[bytes, Sequence[bytes]]
+ClientIP = Callable[[object], str]
+
+MAX_ID_BYTES = 200
+
+
+class LoadRefused(Exception):
+    """A load request the server will not serve; ``status`` is the HTTP code."""
+
+    def __init__(self, status: int, reason: str, **details: object):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.details = details
+
+    def body(self) -> dict:
+        return {"error": self.reason, **self.details}
+
+
+def query_text(args: QueryArgs, name: bytes) -> str:
+    """The first value of query parameter *name*, or "" when it is absent or not text."""
+    values = args.get(name) or [b""]
+    try:
+        return values[0][:MAX_ID_BYTES].decode("ascii")
+    except UnicodeDecodeError:
+        return ""
+
+
+def query_number(args: QueryArgs, name: bytes, default: float, low: float, high: float) -> float:
+    """A numeric query parameter within [low, high]; 400 when present but out of range."""
+    text = query_text(args, name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also false for NaN
+        raise LoadRefused(400, f"{name.decode()} must be a number from {low:g} to {high:g}")
+    return value
+
+
+def authorize(registry: SessionRegistry, args: QueryArgs, client_ip: str, test_id: str | None = None) -> TestSession:
+    """The session that ``?test=ID&token=T`` opens for *client_ip*; 403 when there is none."""
+    test_id = query_text(args, b"test") if test_id is None else test_id
+    token = query_text(args, b"token")
+    if not test_id or not token:
+        raise LoadRefused(403, "a load request needs ?test=ID&token=TOKEN from POST /api/tests")
+    try:
+        return registry.authorize(test_id, token, client_ip)
+    except SessionRefused as refused:
+        raise LoadRefused(refused.status, refused.reason) from None
+
+
+def open_stream(session: TestSession, limits: LoadLimits, now: float) -> StreamSlot:
+    """A stream slot, if the session's schedule is still running and it has one free."""
+    if now > session.started_at + session.duration + limits.schedule_slack_seconds:
+        raise LoadRefused(410, "this test's schedule is over: start a new test")
+    return StreamSlot(session, limits.streams_per_test)
+
+
+class StreamSlot:
+    """One of the session's concurrent streams; releasing twice is harmless.
+
+    Counting streams in the session bounds how many connections one token can
+    hold open at once (DESIGN 10), whatever the transport.
+    """
+
+    def __init__(self, session: TestSession, limit: int):
+        if session.active_streams >= limit:
+            raise LoadRefused(429, f"this test already has {limit} streams open")
+        session.active_streams += 1
+        self._session = session
+
+    def release(self, ignored: object = None) -> object:
+        if self._session is not None:
+            self._session.active_streams -= 1
+            self._session = None
+        return ignored

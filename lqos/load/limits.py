@@ -1,0 +1,57 @@
+"""Bounds on the load endpoints (DESIGN 10), in one place with their units.
+
+They are a frozen dataclass rather than module constants so that a test, a
+benchmark or, later, an operator setting can pass other values without
+touching shared state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SECONDS = 1.0
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+# WebSocket message sizes the client may ask for: big enough that framing
+# costs nothing, small enough that one message overshoots a paused transport
+# by little (Autobahn writes a whole message before a pause takes effect).
+MIN_MESSAGE_BYTES = 64 * KiB
+MAX_MESSAGE_BYTES = 1 * MiB
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    # Longest download or WebSocket stream, and longest time an upload body may
+    # take to arrive; the longest loaded stretch of the standard schedule is 20 s.
+    stream_seconds: float = 30 * SECONDS
+    download_bytes_per_stream: int = 8 * GiB
+    upload_bytes_per_request: int = 256 * MiB
+    # Enough for 25 Gbit/s through the 20 s of the standard schedule that carry
+    # upload (warm-up, upload, bidirectional), so no customer's line is cut
+    # short; time bounds abuse (schedule_slack_seconds), this bounds a runaway.
+    upload_bytes_per_test: int = 64 * GiB
+    # A stream may start only while the test's schedule runs, plus this much for a
+    # slow start; the token stays valid longer, but only to submit the result.
+    schedule_slack_seconds: float = 10 * SECONDS
+    # 16 download plus 16 upload streams in the bidirectional phase (DESIGN 4.4).
+    streams_per_test: int = 32
+    # Any body to any other path: the JSON APIs need a few KiB at most.
+    other_body_bytes: int = 1 * MiB
+    # After refusing a body, keep reading (and dropping) it this long so the
+    # client can read the refusal before the close resets the connection.
+    refusal_linger_seconds: float = 2 * SECONDS
+    # TCP_NOTSENT_LOWAT: the kernel reports the socket writable only while less
+    # than this is queued unsent.  128 KiB is one Twisted send() (SEND_LIMIT),
+    # so each wake-up can be filled by one system call, yet it is only ~1 ms of
+    # data at 1 Gbit/s and ~10 ms at 100 Mbit/s per stream, instead of the up to
+    # 4 MiB Linux would otherwise queue (tcp_wmem), which would keep loading the
+    # link for seconds after a stream ends and make producer pauses meaningless.
+    unsent_bytes_per_socket: int = 128 * KiB
+    # One write of a download stream: reused, so it costs one allocation per
+    # process; large, so the per-write Python overhead is spread thin.
+    download_block_bytes: int = 256 * KiB
+    default_message_bytes: int = 256 * KiB
+    # The client of /ws/bulk-download only ever sends a short "stop".
+    client_message_bytes: int = 125

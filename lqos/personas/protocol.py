@@ -1,0 +1,267 @@
+"""One WebSocket protocol that plays any persona's traffic plan.
+
+Wire format on ``/ws/virtual-household/{household_id}?test=ID&expires=T&token=K``:
+
+* client → server, text: ``{"type": "ping", "seq", "t"}`` (echoed at once as
+  ``"pong"``), ``{"type": "start", "seconds": S}`` (begin the load);
+  binary: upstream traffic, counted and discarded.
+* server → client, text: ``hello`` (the plan), ``pong``, ``ack`` once a second
+  with the upstream bytes received so far, ``burst`` start/end markers for a
+  bursty plan, ``done``; binary: downstream traffic.
+
+The server only writes while the transport wants data (it is the
+transport's producer), so a slow client holds back its own session and
+nobody else's.  What the paused transport could not take waits in a backlog
+of at most one second of the plan; the rest is counted as dropped, as a real
+real-time application would drop stale frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.task import LoopingCall
+from twisted.protocols.policies import TimeoutMixin
+
+from lqos.personas.model import IPersona
+from lqos.ratelimit import TokenBucket
+from lqos.sessions import persona_token_valid
+
+SECONDS = 1.0
+MAX_LOAD_SECONDS = 60 * SECONDS
+IDLE_TIMEOUT = 20 * SECONDS
+MAX_SESSION_LIFETIME = 3 * 60 * SECONDS
+MAX_CONTROL_BYTES = 256
+MAX_UPSTREAM_MESSAGE_BYTES = 256 * 1024
+PINGS_PER_SECOND = 50
+# Upstream beyond twice the plan (plus slack) is abuse of a persona port as a sink.
+UPSTREAM_ALLOWANCE = 2.0
+UPSTREAM_SLACK_BYTES = 4 * 1024 * 1024
+PATH_PREFIX = "/ws/virtual-household/"
+
+CLOSE_NORMAL = 1000
+CLOSE_BAD_MESSAGE = 4400
+CLOSE_TOO_MUCH = 4429
+
+
+class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
+    """One household member's connection, playing the factory's persona."""
+
+    def onConnect(self, request):
+        if not request.path.startswith(PATH_PREFIX) or len(request.path) > 200:
+            raise ConnectionDeny(404, "no such path")
+        query = {key: values[0] for key, values in request.params.items() if values}
+        factory = self.factory
+        try:
+            expires = float(query.get("expires", "0"))
+        except ValueError:
+            expires = 0.0
+        if not persona_token_valid(factory.secret, query.get("test", ""), expires,
+                                   query.get("token", ""), factory.reactor.seconds()):
+            raise ConnectionDeny(403, "missing, wrong or expired token")
+        self.household_id = request.path[len(PATH_PREFIX):]
+        return None
+
+    def onOpen(self) -> None:
+        clock = self.factory.reactor
+        self.callLater = clock.callLater
+        self.setTimeout(IDLE_TIMEOUT)
+        self._pings = TokenBucket(PINGS_PER_SECOND, PINGS_PER_SECOND, clock.seconds())
+        self._lifetime = clock.callLater(MAX_SESSION_LIFETIME, self.sendClose, CLOSE_NORMAL, "lifetime")
+        self._paused = False
+        self._load_started: float | None = None
+        self._load_seconds = 0.0
+        self._backlog = 0
+        self._next_ack = 0.0
+        self._burst: int | None = None
+        self.down_bytes = self.up_bytes = self.dropped_bytes = 0
+        self.transport.registerProducer(self, True)
+        self.factory.sessions.add(self)
+        self._send_json({"type": "hello", "persona": self.factory.persona.profile()})
+
+    # --- flow control: the transport tells us when it wants data ---
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._load_started is not None and self.factory.persona.traffic.bulk:
+            self._fill_bulk()
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+    # --- what the client sends ---
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.resetTimeout()
+        if isBinary:
+            self._count_upstream(len(payload))
+            return
+        message = _control_message(payload)
+        kind = message.get("type") if message else None
+        if kind == "ping" and self._pings.take(self.factory.reactor.seconds()):
+            self._send_json({"type": "pong", "seq": message["seq"], "t": message["t"]})
+        elif kind == "start" and self._load_started is None:
+            self._start_load(message.get("seconds"))
+        else:
+            self.sendClose(CLOSE_BAD_MESSAGE, "unexpected message")
+
+    def _count_upstream(self, size: int) -> None:
+        self.up_bytes += size
+        plan = self.factory.persona.traffic
+        allowed = plan.up_mbps * 1e6 / 8 * max(self._load_seconds, 1) * UPSTREAM_ALLOWANCE + UPSTREAM_SLACK_BYTES
+        if self.up_bytes > allowed:
+            self.sendClose(CLOSE_TOO_MUCH, "more upstream traffic than this persona sends")
+
+    def _start_load(self, seconds: object) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= MAX_LOAD_SECONDS:
+            self.sendClose(CLOSE_BAD_MESSAGE, f"start needs seconds in (0, {MAX_LOAD_SECONDS:g}]")
+            return
+        self._load_started = self.factory.reactor.seconds()
+        self._load_seconds = float(seconds)
+        if self.factory.persona.traffic.bulk:
+            self._fill_bulk()
+
+    # --- what the server sends, on the factory's tick ---
+
+    def tick(self, now: float) -> None:
+        if self._load_started is None:
+            return
+        elapsed = now - self._load_started
+        if elapsed >= self._load_seconds:
+            self._finish(elapsed)
+            return
+        plan = self.factory.persona.traffic
+        if not plan.bulk:
+            self._send_scheduled(plan, elapsed)
+        if elapsed >= self._next_ack:
+            self._next_ack += 1.0
+            self._send_json({"type": "ack", "t_ms": round(elapsed * 1000), "up_bytes": self.up_bytes})
+
+    def _send_scheduled(self, plan, elapsed: float) -> None:
+        self._mark_burst(plan, elapsed)
+        self._backlog += plan.down_bytes_per_tick(elapsed)
+        limit = int((plan.down_mbps or 0) * 1e6 / 8)  # one second of the plan
+        if self._backlog > limit:
+            self.dropped_bytes += self._backlog - limit
+            self._backlog = limit
+        if not self._paused and self._backlog:
+            self._send_down(self._backlog)
+            self._backlog = 0
+        if self._burst is not None and not plan.in_burst(elapsed) and not self._backlog:
+            self._send_json({"type": "burst", "n": self._burst, "edge": "end"})
+            self._burst = None
+
+    def _mark_burst(self, plan, elapsed: float) -> None:
+        number = plan.burst_number(elapsed)
+        if number is not None and plan.in_burst(elapsed) and self._burst != number:
+            self._burst = number
+            self._send_json({"type": "burst", "n": number, "edge": "start",
+                             "bytes": int(plan.down_mbps * 1e6 / 8 * plan.burst_seconds)})
+
+    def _fill_bulk(self) -> None:
+        block = self.factory.block
+        for _ in range(64):  # yield to other connections now and then
+            if self._paused or self._load_started is None:
+                return
+            self._send_down(len(block))
+        self.factory.reactor.callLater(0, self._fill_bulk)
+
+    def _send_down(self, size: int) -> None:
+        block = self.factory.block
+        while size > 0:
+            chunk = min(size, len(block))
+            self.sendMessage(block[:chunk] if chunk < len(block) else block, isBinary=True)
+            self.down_bytes += chunk
+            size -= chunk
+
+    def _finish(self, elapsed: float) -> None:
+        self._send_json({"type": "ack", "t_ms": round(elapsed * 1000), "up_bytes": self.up_bytes})
+        self._send_json({"type": "done", "down_bytes": self.down_bytes, "dropped_bytes": self.dropped_bytes})
+        self._load_started = None
+
+    def _send_json(self, message: dict) -> None:
+        self.sendMessage(json.dumps(message, separators=(",", ":")).encode(), isBinary=False)
+
+    def timeoutConnection(self) -> None:
+        self.sendClose(CLOSE_NORMAL, "idle")
+
+    def onClose(self, wasClean: bool, code: int, reason: str) -> None:
+        self.setTimeout(None)
+        self._load_started = None
+        lifetime = getattr(self, "_lifetime", None)
+        if lifetime is not None and lifetime.active():
+            lifetime.cancel()
+        self.factory.sessions.discard(self)
+
+
+def _control_message(payload: bytes) -> dict | None:
+    if len(payload) > MAX_CONTROL_BYTES:
+        return None
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    if message.get("type") == "ping":
+        seq, sent = message.get("seq"), message.get("t")
+        if not (isinstance(seq, int) and not isinstance(seq, bool) and isinstance(sent, (int, float))):
+            return None
+    return message
+
+
+class PersonaFactory(WebSocketServerFactory):
+    """Every session of one persona, ticked together at the persona's rate."""
+
+    protocol = PersonaSession
+
+    def __init__(self, persona: IPersona, secret: bytes, reactor, send_to_parent=None):
+        super().__init__(reactor=reactor)
+        self.persona = persona
+        self.secret = secret
+        self.sessions: set[PersonaSession] = set()
+        self.block = os.urandom(64 * 1024)
+        self._send_to_parent = send_to_parent
+        self.setProtocolOptions(
+            maxFramePayloadSize=MAX_UPSTREAM_MESSAGE_BYTES,
+            maxMessagePayloadSize=MAX_UPSTREAM_MESSAGE_BYTES,
+            openHandshakeTimeout=5 * SECONDS,
+            closeHandshakeTimeout=1 * SECONDS,
+            failByDrop=False,
+            tcpNoDelay=True,
+        )
+        self._ticker = LoopingCall(self._tick)
+        self._ticker.clock = reactor
+        self._reporter = LoopingCall(self._report)
+        self._reporter.clock = reactor
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self._ticker.start(1.0 / self.persona.traffic.tick_hz, now=False)
+        self._reporter.start(1.0, now=False)
+
+    def stopFactory(self) -> None:
+        for loop in (self._ticker, self._reporter):
+            if loop.running:
+                loop.stop()
+        super().stopFactory()
+
+    def _tick(self) -> None:
+        now = self.reactor.seconds()
+        for session in list(self.sessions):
+            session.tick(now)
+
+    def _report(self) -> None:
+        if self._send_to_parent is not None:
+            self._send_to_parent({
+                "event": "stats",
+                "sessions": len(self.sessions),
+                "down_bytes": sum(s.down_bytes for s in self.sessions),
+                "up_bytes": sum(s.up_bytes for s in self.sessions),
+            })

@@ -1,0 +1,119 @@
+"""``lqos-bufferbloat-test`` against a real daemon: the whole short test, over the wire.
+
+Each run of the short schedule takes about 16 s, so the suite runs it three
+times only: JSON on plain HTTP, the readable summary over TLS, and a run
+whose server is killed half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from daemon import free_ports, start_daemon
+
+CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
+GRADES = ("A+", "A", "B", "C", "D", "F")
+LOADED_PHASES = {"download": ("download",), "upload": ("upload",), "bidirectional": ("download", "upload")}
+PHASE_FIGURES = ("p25_ms", "p50_ms", "p75_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "jitter_ms",
+                 "loss_percent", "latency_increase_ms")
+SHORT_RUN_TIMEOUT = 90
+
+
+def run_cli(*args: str, timeout: float = SHORT_RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def shared_result(daemon, share_id: str) -> dict:
+    request = urllib.request.Request(f"{daemon.url}/r/{share_id}", headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_short_test_as_json_holds_every_figure_and_matches_the_share_link(shared_daemon):
+    done = run_cli(shared_daemon.url, "--short", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    record = json.loads(done.stdout)
+    result = record["result"]
+
+    baseline = result["baseline"]
+    assert baseline["reliable"] and baseline["median_ms"] > 0
+    assert baseline["samples"] >= 15 and baseline["sent"] >= baseline["samples"]
+    for name, directions in LOADED_PHASES.items():
+        phase = result["phases"][name]
+        assert all(phase[figure] is not None for figure in PHASE_FIGURES), (name, phase)
+        assert phase["sent"] >= 25 and phase["samples"] == phase["sent"] - phase["lost"]
+        assert phase["grade"] in GRADES, (name, phase)
+        for direction in directions:
+            throughput = phase["throughput_mbps"][direction]
+            assert throughput["windows"] == 12, (name, direction, throughput)  # 3 s of 250 ms windows
+            assert throughput["median"] > 100, (name, direction, throughput)  # Gbit/s here; CI boxes are busy
+    overall = result["overall"]
+    assert overall["grade"] in GRADES and overall["phase"] in LOADED_PHASES
+    assert overall["grade"] == result["phases"][overall["phase"]]["grade"]
+    assert 1 <= record["streams"]["download"] <= 16 and 1 <= record["streams"]["upload"] <= 16
+    assert "client_ip" not in record
+
+    shared = shared_result(shared_daemon, record["share_id"])
+    assert shared["result"]["overall"] == overall
+    assert shared["result"] == result
+
+
+def test_readable_summary_over_tls_with_the_servers_certificate(tmp_path, certificates):
+    daemon = start_daemon(tmp_path, tls=certificates)
+    try:
+        untrusted = run_cli(daemon.url, "--short", timeout=30)
+        assert untrusted.returncode == 1
+        assert "certificate verify failed" in untrusted.stderr and "--cafile" in untrusted.stderr
+        assert untrusted.stdout == ""
+
+        done = run_cli(daemon.url, "--short", "--cafile", certificates[0])
+    finally:
+        daemon.stop()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    summary = done.stdout
+    assert "Grade" in summary
+    assert "Bufferbloat Grade: " in summary and "(set by the " in summary
+    for words in ("Idle latency (baseline)", "download", "upload", "bidirectional", "Gbit/s", "Use cases:",
+                  "gaming", f"Share: {daemon.url}/r/"):
+        assert words in summary, words
+
+
+def test_a_server_killed_mid_test_ends_it_with_an_error_and_no_grade(daemon):
+    started = time.monotonic()
+    cli = subprocess.Popen([str(CLI), daemon.url, "--short"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    time.sleep(4.5)  # into the download phases of the short schedule
+    daemon.process.kill()
+    out, err = cli.communicate(timeout=30)
+    assert cli.returncode == 1
+    assert out == ""
+    assert err.startswith("lqos-bufferbloat-test: error: ") and err.count("\n") == 1, err
+    assert "grade" not in err.lower()
+    assert time.monotonic() - started < 20  # noticed at once, not at the end of the schedule
+
+
+def test_refusal_to_start_prints_the_reason_and_retry_after(tmp_path):
+    daemon = start_daemon(tmp_path, config_text="max_concurrent_tests_per_ip=1\n")
+    try:
+        start = urllib.request.Request(f"{daemon.url}/api/tests", data=b'{"schedule":"short"}', method="POST")
+        urllib.request.urlopen(start, timeout=5).close()
+        done = run_cli(daemon.url, "--short", timeout=30)
+    finally:
+        daemon.stop()
+    assert done.returncode == 2
+    assert "a test from this address is already running" in done.stderr
+    assert "retry after" in done.stderr and done.stdout == ""
+
+
+def test_no_server_is_a_one_line_error():
+    (port,) = free_ports(1)
+    done = run_cli(f"http://127.0.0.1:{port}", "--short", timeout=30)
+    assert done.returncode == 1
+    assert done.stderr == "lqos-bufferbloat-test: error: connection refused\n"

@@ -1,0 +1,159 @@
+// Latency probes, in a Web Worker of their own so that the page's own work
+// (counting download bytes, drawing charts) never delays a probe or its reply.
+//
+// Protocol with the page (postMessage):
+//   page -> worker  {type: "open", url}                      open the probe WebSocket
+//   worker -> page  {type: "open"} | {type: "closed", code, reason, wasOpen}
+//   page -> worker  {type: "start", timeOrigin, intervalMs, timeoutMs, durationMs}
+//                   timeOrigin is the test start as an absolute time (the page's
+//                   performance.timeOrigin + performance.now() at the start), so this
+//                   worker, whose performance.now() has another origin, can report
+//                   sent_ms relative to the test start.
+//   worker -> page  {type: "probes", samples: [[seq, sent_ms, rtt_ms | null], ...]}
+//   page -> worker  {type: "stop"}    stop sending; answers {type: "done"} once every
+//                                     probe in flight is answered or lost
+//
+// On the wire: {"seq": N, "t": T} every intervalMs, T = performance.now() of this
+// worker when sent; the probe server echoes it unchanged. RTT = performance.now() at
+// the reply minus T. No reply within timeoutMs: lost (null), never a made-up RTT.
+
+"use strict";
+
+let socket = null;
+let wasOpen = false;
+let startAt = 0;          // the test start on this worker's clock
+let intervalMs = 100;
+let timeoutMs = 2000;
+let durationMs = Infinity;
+let seq = 0;
+let sending = null;       // setInterval handle while probing
+let sweeping = null;      // setInterval handle that finds lost probes
+let stopping = false;
+const inFlight = new Map();  // seq -> t (this worker's clock)
+let outbox = [];
+
+function round(value) {
+  return Math.round(value * 1000) / 1000;
+}
+
+function flush() {
+  if (outbox.length) {
+    postMessage({ type: "probes", samples: outbox });
+    outbox = [];
+  }
+}
+
+function record(probeSeq, sentAt, rtt) {
+  outbox.push([probeSeq, round(Math.max(0, sentAt - startAt)), rtt === null ? null : round(rtt)]);
+}
+
+function sendProbe() {
+  const now = performance.now();
+  if (now - startAt >= durationMs) {
+    stop();
+    return;
+  }
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  const probe = { seq, t: now };
+  inFlight.set(seq, now);
+  seq += 1;
+  socket.send(JSON.stringify(probe));
+}
+
+function sweep() {
+  const now = performance.now();
+  for (const [probeSeq, sentAt] of inFlight) {
+    if (now - sentAt >= timeoutMs) {
+      inFlight.delete(probeSeq);
+      record(probeSeq, sentAt, null);
+    }
+  }
+  flush();
+  if (stopping && inFlight.size === 0) finish();
+}
+
+function onReply(event) {
+  const now = performance.now();
+  let reply;
+  try {
+    reply = JSON.parse(event.data);
+  } catch {
+    return;
+  }
+  const sentAt = inFlight.get(reply && reply.seq);
+  if (sentAt === undefined || sentAt !== reply.t) return;  // late (already lost) or not ours
+  inFlight.delete(reply.seq);
+  const rtt = now - sentAt;
+  record(reply.seq, sentAt, rtt < timeoutMs ? rtt : null);
+  if (stopping && inFlight.size === 0) {
+    flush();
+    finish();
+  }
+}
+
+function stop() {
+  if (sending !== null) clearInterval(sending);
+  sending = null;
+  stopping = true;
+  sweep();
+}
+
+function finish() {
+  if (sweeping !== null) clearInterval(sweeping);
+  sweeping = null;
+  flush();
+  const closing = socket;
+  socket = null;
+  if (closing) {
+    closing.onclose = null;
+    closing.onerror = null;
+    closing.close(1000, "test finished");
+  }
+  postMessage({ type: "done" });
+}
+
+function open(url) {
+  try {
+    socket = new WebSocket(url);
+  } catch (error) {
+    postMessage({ type: "closed", code: 0, reason: String(error.message || error), wasOpen: false });
+    return;
+  }
+  socket.onopen = () => {
+    wasOpen = true;
+    postMessage({ type: "open" });
+  };
+  socket.onmessage = onReply;
+  // A close we did not ask for: the server or the network went away.
+  socket.onclose = (event) => {
+    if (sending !== null) clearInterval(sending);
+    if (sweeping !== null) clearInterval(sweeping);
+    sending = sweeping = null;
+    flush();
+    postMessage({ type: "closed", code: event.code, reason: event.reason, wasOpen });
+    socket = null;
+  };
+  socket.onerror = () => {};  // onclose follows and says what happened
+}
+
+function start(message) {
+  // Another realm's clock: move the absolute start onto this worker's performance.now().
+  startAt = message.timeOrigin - performance.timeOrigin;
+  intervalMs = message.intervalMs || intervalMs;
+  timeoutMs = message.timeoutMs || timeoutMs;
+  durationMs = message.durationMs || durationMs;
+  const wait = Math.max(0, startAt - performance.now());
+  setTimeout(() => {
+    if (stopping) return;
+    sendProbe();
+    sending = setInterval(sendProbe, intervalMs);
+    sweeping = setInterval(sweep, 100);
+  }, wait);
+}
+
+onmessage = (event) => {
+  const message = event.data || {};
+  if (message.type === "open") open(message.url);
+  else if (message.type === "start") start(message);
+  else if (message.type === "stop") stop();
+};

@@ -1,0 +1,362 @@
+// One single-user test, start to result: session, probes, phases, load, submission.
+//
+// The test clock is milliseconds since the schedule started (t0). The probe
+// worker reports sent_ms on the same clock; download bytes and upload
+// acknowledgements are binned into 250 ms windows of it. The phase of a probe
+// or a window is the schedule's phase at its time, the same rule the server
+// uses. Grading is not done here: the raw samples go to result_url and the
+// page shows what the server computed.
+
+import {
+  AcknowledgedBytes, ConnectionBudget, LoadError, ProgressPoller, ReceivedBytes,
+  StreamGroup, WINDOW_MS, errorDetail, protocolOf, warmUp,
+} from "./load.js";
+
+const DIRECTIONS_OF_PHASE = {
+  baseline: [],
+  download_warmup: ["down"],
+  download: ["down"],
+  upload_warmup: ["up"],
+  upload: ["up"],
+  bidirectional: ["down", "up"],
+};
+const WARMUP_PHASES = new Set(["download_warmup", "upload_warmup"]);
+const PROBE_OPEN_TIMEOUT_MS = 5000;
+const MAX_SUBMIT_WAIT_SECONDS = 30;
+
+/** Why a test ended without a result; `message` is written for the customer. */
+export class TestFailure extends Error {
+  constructor(message, { phase = null, retryAfter = null, kind = "failed" } = {}) {
+    super(message);
+    this.phase = phase;
+    this.retryAfter = retryAfter;
+    this.kind = kind;
+  }
+}
+
+/** Seconds from a Retry-After header (seconds or an HTTP date), or null. */
+export function parseRetryAfter(value) {
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(1, Math.ceil(seconds));
+  const date = Date.parse(value);
+  return Number.isFinite(date) ? Math.max(1, Math.ceil((date - Date.now()) / 1000)) : null;
+}
+
+async function busyFailure(response, what) {
+  const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+  const detail = await errorDetail(response);
+  const when = retryAfter ? ` Please try again in ${retryAfter} s.` : " Please try again in a minute.";
+  return new TestFailure(`${what}: ${detail}.${when}`, { retryAfter, kind: "busy" });
+}
+
+/** The phases with start and end on the test clock. */
+export function phaseSpans(phases) {
+  let start = 0;
+  return phases.map((phase) => {
+    const span = { name: phase.name, seconds: phase.seconds, start, end: start + phase.seconds * 1000 };
+    start = span.end;
+    return span;
+  });
+}
+
+export function phaseAt(spans, ms) {
+  for (const span of spans) if (ms < span.end) return span.name;
+  return spans[spans.length - 1].name;
+}
+
+export class SingleUserTest {
+  /**
+   * `ui` receives: started(session, spans), phase(span, index), tick(live),
+   * probes(samples), submitting(), waiting(seconds).
+   */
+  constructor({ mode = "single_user", schedule = "standard", ui = {} } = {}) {
+    this.mode = mode;
+    this.schedule = schedule;
+    this.ui = ui;
+    this.probes = [];           // {seq, phase, sent_ms, rtt_ms}
+    this.groups = { down: null, up: null };
+    this.counts = { down: 0, up: 0 };
+    this.current = null;
+    this.t0 = null;
+    this.finished = false;
+    this.failure = null;
+    this.failed = new Promise((resolve, reject) => { this.rejectFailed = reject; });
+    this.failed.catch(() => {});
+  }
+
+  clock() {
+    return performance.now() - this.t0;
+  }
+
+  emit(name, ...args) {
+    const handler = this.ui[name];
+    if (typeof handler === "function") {
+      try {
+        handler(...args);
+      } catch (error) {
+        console.error(`ui.${name}`, error);
+      }
+    }
+  }
+
+  /** The first failure ends the test; later ones are ignored. */
+  fail(error) {
+    if (this.failure || this.finished) return;
+    const phase = this.current ? this.current.name : null;
+    this.failure = error instanceof TestFailure ? error : new TestFailure(sentence(error.message || String(error)), { phase });
+    if (!this.failure.phase) this.failure.phase = phase;
+    this.failure.started = this.t0 !== null;
+    this.rejectFailed(this.failure);
+    this.cleanUp();
+  }
+
+  cancel() {
+    this.fail(new TestFailure("You stopped the test.", { kind: "cancelled" }));
+  }
+
+  /** Wait until test time `ms`, or fail with the test. */
+  sleepUntil(ms) {
+    const wait = new Promise((resolve) => setTimeout(resolve, Math.max(0, this.t0 + ms - performance.now())));
+    return Promise.race([wait, this.failed]);
+  }
+
+  async run() {
+    try {
+      this.session = await this.startSession();
+      this.spans = phaseSpans(this.session.phases);
+      this.duration = this.spans[this.spans.length - 1].end;
+      await Promise.race([this.openProbes(), this.failed]);
+      this.startClock();
+      await this.runPhases();
+      await Promise.race([this.finishMeasuring(), this.failed]);
+      this.emit("submitting");
+      const record = await Promise.race([this.submit(), this.failed]);
+      this.finished = true;
+      this.cleanUp();
+      return { session: this.session, record, probes: this.probes, spans: this.spans, submission: this.submission };
+    } catch (error) {
+      this.fail(error);
+      throw this.failure;
+    }
+  }
+
+  async startSession() {
+    let response;
+    try {
+      response = await fetch("/api/tests", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ mode: this.mode, schedule: this.schedule }),
+        cache: "no-store",
+      });
+    } catch {
+      throw new TestFailure("The test server is not answering. Check your connection and try again.");
+    }
+    if (response.status === 429) throw await busyFailure(response, "The server cannot start another test right now");
+    if (!response.ok) throw new TestFailure(`The server could not start a test: ${await errorDetail(response)}.`);
+    const session = await response.json();
+    this.limits = session.limits || {};
+    // Browsers open at most 6 HTTP/1.1 connections to one host and port; keep one
+    // free for progress polls and the submission. HTTP/2 and 3 share one connection.
+    const multiplexed = /^(h2|h3)/.test(protocolOf("/api/tests"));
+    this.budget = new ConnectionBudget(multiplexed ? 2 * (this.limits.max_streams || 16) : 5);
+    return session;
+  }
+
+  openProbes() {
+    this.worker = new Worker("/probe-worker.js");
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TestFailure("The latency probe could not connect to the test server.")), PROBE_OPEN_TIMEOUT_MS);
+      this.worker.onerror = (event) => {
+        clearTimeout(timer);
+        reject(new TestFailure(`The latency probe could not start (${event.message || "worker error"}).`));
+      };
+      this.worker.onmessage = (event) => {
+        const message = event.data;
+        if (message.type === "open") {
+          clearTimeout(timer);
+          resolve();
+        } else if (message.type === "closed") {
+          clearTimeout(timer);
+          const failure = message.wasOpen
+            ? "The connection to the test server was lost"
+            : "The latency probe could not connect to the test server";
+          const error = new TestFailure(`${failure}.`);
+          reject(error);
+          this.fail(error);
+        } else if (message.type === "probes") {
+          this.addProbes(message.samples);
+        } else if (message.type === "done") {
+          if (this.probesDone) this.probesDone();
+        }
+      };
+      this.worker.postMessage({ type: "open", url: this.session.probe_url });
+    });
+  }
+
+  addProbes(samples) {
+    const added = samples.map(([seq, sent, rtt]) => ({ seq, phase: phaseAt(this.spans, sent), sent_ms: sent, rtt_ms: rtt }));
+    this.probes.push(...added);
+    this.emit("probes", added);
+  }
+
+  startClock() {
+    this.t0 = performance.now();
+    this.worker.postMessage({
+      type: "start",
+      timeOrigin: performance.timeOrigin + this.t0,
+      intervalMs: this.limits.probe_interval_ms || 100,
+      timeoutMs: this.limits.probe_timeout_ms || 2000,
+      durationMs: this.duration,
+    });
+    this.received = new ReceivedBytes(() => this.clock());
+    this.acknowledged = new AcknowledgedBytes();
+    this.poller = new ProgressPoller(this.session.progress_url, () => this.clock(), this.acknowledged, (e) => this.fail(e));
+    this.poller.start();
+    this.ticker = setInterval(() => this.tick(), WINDOW_MS);
+    this.emit("started", this.session, this.spans);
+  }
+
+  tick() {
+    if (this.finished || this.failure) return;
+    const now = this.clock();
+    const { down, up } = this.groups;
+    this.emit("tick", {
+      elapsedMs: Math.min(now, this.duration),
+      durationMs: this.duration,
+      downloadMbps: down ? this.received.rate(now, 1000) * 8 / 1e6 : null,
+      uploadMbps: up ? this.acknowledged.recentRate(1000) * 8 / 1e6 : null,
+      streams: { down: down ? down.size : 0, up: up ? up.size : 0 },
+    });
+  }
+
+  group(direction) {
+    if (!this.groups[direction]) {
+      this.groups[direction] = new StreamGroup({
+        direction,
+        url: direction === "down" ? this.session.download_url : this.session.upload_url,
+        wsUrl: direction === "down" ? this.session.bulk_ws_url : null,
+        meter: this.received,
+        budget: this.budget,
+        onFatal: (error) => this.fail(error),
+      });
+    }
+    return this.groups[direction];
+  }
+
+  async runPhases() {
+    const maxStreams = Math.min(this.limits.max_streams || 16, 16);
+    for (const [index, span] of this.spans.entries()) {
+      this.current = span;
+      this.emit("phase", span, index);
+      const warmups = [];
+      for (const direction of DIRECTIONS_OF_PHASE[span.name] || []) {
+        const group = this.group(direction);
+        if (WARMUP_PHASES.has(span.name)) {
+          warmups.push(warmUp({
+            group,
+            startMs: span.start,
+            endMs: span.end,
+            maxStreams,
+            rateAt: direction === "down"
+              ? (at) => this.received.rate(at, 500)
+              : () => this.acknowledged.recentRate(500),
+            sleepUntil: (ms) => this.sleepUntil(ms),
+          }).then((count) => { this.counts[direction] = count; }));
+        } else {
+          group.resize(this.counts[direction] || 1);
+          if (!this.counts[direction]) this.counts[direction] = group.size;
+        }
+      }
+      await Promise.all([this.sleepUntil(span.end), ...warmups]);
+      // Stop a direction's streams when the next phase does not load it.
+      const next = this.spans[index + 1];
+      const nextDirections = next ? DIRECTIONS_OF_PHASE[next.name] || [] : [];
+      for (const direction of ["down", "up"]) {
+        if (this.groups[direction] && !nextDirections.includes(direction)) {
+          this.groups[direction].stop();
+          this.groups[direction] = null;
+        }
+      }
+    }
+    this.current = { name: "finishing" };
+  }
+
+  /** Wait for the last probes (answered or lost) and the last upload acknowledgement. */
+  async finishMeasuring() {
+    const probesDone = new Promise((resolve) => { this.probesDone = resolve; });
+    this.worker.postMessage({ type: "stop" });
+    this.poller.stop();
+    await Promise.all([probesDone, this.poller.finish()]);
+    clearInterval(this.ticker);
+  }
+
+  throughputRows() {
+    const rows = [];
+    for (const span of this.spans) {
+      const directions = DIRECTIONS_OF_PHASE[span.name] || [];
+      for (let start = span.start; start < span.end; start += WINDOW_MS) {
+        if (directions.includes("down")) {
+          rows.push([span.name, start, "down", this.received.windowBytes(Math.floor(start / WINDOW_MS))]);
+        }
+        if (directions.includes("up")) {
+          const bytes = this.acknowledged.bytesBetween(start, start + WINDOW_MS);
+          if (bytes !== null) rows.push([span.name, start, "up", bytes]);
+        }
+      }
+    }
+    return rows;
+  }
+
+  async submit() {
+    this.probes.sort((a, b) => a.seq - b.seq);
+    this.submission = {
+      token: this.session.token,
+      probes: this.probes.map((p) => [p.seq, p.phase, p.sent_ms, p.rtt_ms]),
+      throughput: this.throughputRows(),
+      streams: { download: this.counts.down, upload: this.counts.up },
+    };
+    const body = JSON.stringify(this.submission);
+    for (let attempt = 0; ; attempt += 1) {
+      let response;
+      try {
+        response = await fetch(this.session.result_url, {
+          method: "POST", headers: { "content-type": "application/json" }, body, cache: "no-store",
+        });
+      } catch {
+        throw new TestFailure("The measurements could not be sent: the test server is not answering.");
+      }
+      if (response.ok) return response.json();
+      if (response.status === 429) {
+        const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+        if (attempt === 0 && retryAfter !== null && retryAfter <= MAX_SUBMIT_WAIT_SECONDS) {
+          this.emit("waiting", retryAfter);
+          await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+          continue;
+        }
+        throw await busyFailure(response, "The server is too busy to grade this test");
+      }
+      throw new TestFailure(`The server did not accept the measurements: ${await errorDetail(response)}.`);
+    }
+  }
+
+  cleanUp() {
+    clearInterval(this.ticker);
+    for (const direction of ["down", "up"]) {
+      if (this.groups[direction]) this.groups[direction].stop();
+      this.groups[direction] = null;
+    }
+    if (this.poller) this.poller.stop();
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+  }
+}
+
+function sentence(text) {
+  const trimmed = String(text).trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
+export { LoadError };
