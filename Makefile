@@ -1,12 +1,13 @@
 # make run   - create .venv, install, serve http://localhost:8000 with data under ./var
 # make test  - install what the tests need (Chromium from Debian included) and run the suite
+# make deb   - build dist/lqos-bufferbloat_VERSION_ARCH.deb (installs missing build dependencies with apt-get)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install system-packages clean web-vendor
+.PHONY: run test install system-packages clean web-vendor accuracy deb
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,20 @@ system-packages:
 
 test: install system-packages
 	$(BIN)/python -m pytest
+
+# dpkg-buildpackage writes next to the checkout; the results are moved to dist/.
+deb: web-vendor
+	@command -v dpkg-checkbuilddeps >/dev/null && dpkg-checkbuilddeps 2>/dev/null || { \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get build-dep -y --no-install-recommends ./; }
+	dpkg-buildpackage -us -uc -b --post-clean
+	mkdir -p dist
+	version=$$(dpkg-parsechangelog -SVersion); arch=$$(dpkg-architecture -qDEB_HOST_ARCH); \
+	mv ../lqos-bufferbloat_$${version}_$${arch}.deb ../lqos-bufferbloat_$${version}_$${arch}.buildinfo \
+		../lqos-bufferbloat_$${version}_$${arch}.changes dist/ && ls -l dist/lqos-bufferbloat_$${version}_$${arch}.deb
+
+# The accuracy matrix on emulated links (network namespaces; needs root): prints the table.
+accuracy: install system-packages
+	$(BIN)/python tests/testbed/accuracy.py --schedule standard
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis twisted/plugins/dropin.cache

@@ -1,11 +1,14 @@
 """Probe round-trip time on loopback: what the latency probe adds by itself.
 
     .venv/bin/python bench/probe_rtt.py [--probes 1000] [--interval-ms 25] [--url ws://HOST:PORT/ws/probe]
+    .venv/bin/python bench/probe_rtt.py --under-load [--streams 2]
 
 Without --url it starts its own daemon on free loopback ports.  Prints the
 median, p90, p99 and max of the WebSocket echo round trip, timed on the
 client with perf_counter around send and receive, as the browser does with
-performance.now().
+performance.now().  With --under-load it measures idle first, then again
+while client processes (bench/throughput.py's) saturate /download and
+/upload with --streams streams each.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +26,7 @@ from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from daemon import start_daemon  # noqa: E402  (the test suite's launcher, reused)
+from throughput import api, client_path  # noqa: E402
 
 
 def measure(url: str, probes: int, interval: float) -> list[float]:
@@ -46,21 +51,46 @@ def report(label: str, rtts: list[float]) -> None:
           f"p90={percentile(rtts, 90):.3f} ms p99={percentile(rtts, 99):.3f} ms max={max(rtts):.3f} ms")
 
 
+def start_load(daemon, streams: int, seconds: float) -> list:
+    """Client processes that keep /download and /upload saturated for *seconds*."""
+    clients = []
+    for kind in ("http-download", "http-upload"):
+        for _ in range(streams):
+            session = api(daemon, "POST", "/api/tests", b'{"mode":"single_user"}')
+            clients.append(subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("throughput.py")), "client", kind,
+                 str(daemon.port), client_path(kind, session, seconds), "", str(seconds)]))
+    return clients
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=1000)
     parser.add_argument("--interval-ms", type=float, default=25.0, help="under the probe's limit of 50 per second")
     parser.add_argument("--url")
+    parser.add_argument("--under-load", action="store_true")
+    parser.add_argument("--streams", type=int, default=2, help="download and upload streams each, with --under-load")
     options = parser.parse_args()
     if options.url:
         report("probe rtt", measure(options.url, options.probes, options.interval_ms / 1000))
         return
     with tempfile.TemporaryDirectory() as directory:
-        daemon = start_daemon(Path(directory))
+        daemon = start_daemon(Path(directory), config_text="max_concurrent_tests_per_ip=100\n")
         try:
             url = daemon.child_url("probe", "/ws/probe", websocket=True)
             measure(url, 20, 0.025)  # warm up both ends
             report("probe rtt, idle", measure(url, options.probes, options.interval_ms / 1000))
+            if options.under_load:
+                seconds = options.probes * options.interval_ms / 1000 * 1.5 + 5
+                clients = start_load(daemon, options.streams, seconds)
+                time.sleep(2)
+                try:
+                    report(f"probe rtt, {options.streams}+{options.streams} bulk streams",
+                           measure(url, options.probes, options.interval_ms / 1000))
+                finally:
+                    for client in clients:
+                        client.kill()
+                        client.wait()
         finally:
             daemon.stop()
 

@@ -24,6 +24,8 @@ from lqos.endpoints import child_endpoint
 
 log = Logger()
 
+HEARTBEAT_SECONDS = 1.0
+
 
 class ParentLink(Protocol):
     """The child's end of the pipe to the supervisor."""
@@ -70,6 +72,11 @@ async def _serve(reactor, role: str, options: argparse.Namespace, make_factory) 
     port = await serverFromString(reactor, description).listen(make_factory(reactor, link.send))
     log.info("{role} listening on {address}", role=role, address=port.getHost())
     link.send({"event": "ready", "role": role, "port": port.getHost().port})
+    # A heartbeat, so the supervisor can tell a stopped or stuck child from a quiet one.
+    heartbeat = task.LoopingCall(link.send, {"event": "alive"})
+    heartbeat.clock = reactor
+    heartbeat.start(HEARTBEAT_SECONDS, now=False)
     await parent_gone
+    heartbeat.stop()
     log.info("{role}: parent closed the pipe; exiting", role=role)
     await defer.maybeDeferred(port.stopListening)

@@ -1,7 +1,8 @@
-"""``lqos-bufferbloat-test URL [--json] [--short] [--cafile PATH]``: the test from a terminal.
+"""``lqos-bufferbloat-test URL [--mode household] [--json] [--short] [--cafile PATH]``: the test from a terminal.
 
-Runs the same single-user test as the browser (DESIGN section 4) against a
-server at URL and prints the result the server computed.  Exit codes:
+Runs the same single-user test as the browser (DESIGN section 4), or with
+``--mode household`` the virtual household (section 5), against a server at
+URL and prints the result the server computed.  Exit codes:
 0 a result was printed; 1 the test failed (server gone, network failure,
 bad answer), with one line on stderr and no grade; 2 the server refused
 to start a test now (429) or the command line was wrong.
@@ -16,6 +17,8 @@ from urllib.parse import urlsplit
 
 from twisted.internet import defer, task
 
+from lqos.client.household import run_household, start_household
+from lqos.client.household_report import render_household
 from lqos.client.http import Http, describe_error
 from lqos.client.prober import ChildProber
 from lqos.client.report import render
@@ -24,6 +27,7 @@ from lqos.client.runner import CEILING_MBPS, Refused, ceilings_mbps, run_test, s
 PROG = "lqos-bufferbloat-test"
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
+MODES = ("single_user", "household")
 # Beyond the schedule itself: start-up, the last probes, the submission.
 OVERALL_SLACK_SECONDS = 60.0
 
@@ -48,12 +52,19 @@ def positive_mbps(text: str) -> float:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description="Measure bufferbloat against an lqos-bufferbloat server.")
     parser.add_argument("url", type=base_url, help="the server, e.g. https://test.isp.example")
+    parser.add_argument("--mode", choices=MODES, default="single_user",
+                        help="single_user (default): one device loads the line; household: the server's "
+                             "personas (streaming, gaming, video call, updates, any plugged in) share it at once")
     parser.add_argument("--json", action="store_true", help="print the server's JSON result as it came")
-    parser.add_argument("--short", action="store_true", help="the 15 s schedule instead of the standard 40 s")
+    parser.add_argument("--short", action="store_true",
+                        help="the short schedule (single user 15 s, household 10 s) instead of the standard one")
     parser.add_argument("--cafile", metavar="PATH", help="trust this PEM certificate (a self-signed server)")
     parser.add_argument("--max-mbps", type=positive_mbps, default=CEILING_MBPS, metavar="N",
                         help=f"move at most N Mbit/s each way (default and most {CEILING_MBPS:g}, "
-                             "the highest rate the server accepts)")
+                             "the highest rate the server accepts); in a household test it caps only "
+                             "the bulk persona's (updates) download")
+    parser.add_argument("--timeline", metavar="PATH",
+                        help="also write the test's start time (Unix seconds) and phases to PATH as JSON")
     return parser.parse_args(argv)
 
 
@@ -66,18 +77,48 @@ async def run(reactor, options: argparse.Namespace) -> tuple[bytes, dict[str, fl
         answer = await start_test(http, options.url, "short" if options.short else "standard")
         duration = sum(float(phase["seconds"]) for phase in answer["phases"])
         ceilings = ceilings_mbps(answer, options.max_mbps)
-        test = defer.ensureDeferred(run_test(reactor, http, answer, prober, ceilings))
+        started: list[float] = []
+        test = defer.ensureDeferred(run_test(reactor, http, answer, prober, ceilings, on_start=started.append))
         body = await test.addTimeout(duration + OVERALL_SLACK_SECONDS, reactor)
         reply = await submit(http, answer, body)
+        if options.timeline:
+            write_timeline(options.timeline, started[0], answer["phases"])
         return reply.body, ceilings
     finally:
         prober.abort()
         await http.close()
 
 
-async def main_async(reactor, options: argparse.Namespace) -> None:
+async def run_household_mode(reactor, options: argparse.Namespace) -> bytes:
+    """The whole household test: the server's result (JSON bytes as received)."""
+    http = Http(reactor, options.cafile)
     try:
-        body, ceilings = await run(reactor, options)
+        answer = await start_household(http, options.url, "short" if options.short else "standard")
+        duration = sum(float(phase["seconds"]) for phase in answer["phases"])
+        bulk_cap = options.max_mbps if options.max_mbps < CEILING_MBPS else None
+        started: list[float] = []
+        test = defer.ensureDeferred(run_household(reactor, answer, options.cafile, bulk_cap, started.append))
+        body = await test.addTimeout(duration + OVERALL_SLACK_SECONDS, reactor)
+        reply = await submit(http, answer, body)
+        if options.timeline:
+            write_timeline(options.timeline, started[0], answer["phases"])
+        return reply.body
+    finally:
+        await http.close()
+
+
+def write_timeline(path: str, started_unix: float, phases: list) -> None:
+    with open(path, "w") as handle:
+        json.dump({"started_unix": started_unix, "phases": phases}, handle)
+
+
+async def main_async(reactor, options: argparse.Namespace) -> None:
+    household = options.mode == "household"
+    try:
+        if household:
+            body, ceilings = await run_household_mode(reactor, options), {}
+        else:
+            body, ceilings = await run(reactor, options)
     except Refused as refused:
         retry = f"; retry after {refused.retry_after} s" if refused.retry_after else ""
         _error(f"the server refused to start a test: {refused.reason}{retry}")
@@ -85,7 +126,13 @@ async def main_async(reactor, options: argparse.Namespace) -> None:
     except Exception as problem:  # every failure ends as one line, never a traceback or a grade
         _error(describe_error(problem))
         raise SystemExit(EXIT_FAILED)
-    sys.stdout.write(body.decode() if options.json else render(json.loads(body), options.url, ceilings))
+    if options.json:
+        text = body.decode()
+    elif household:
+        text = render_household(json.loads(body), options.url)
+    else:
+        text = render(json.loads(body), options.url, ceilings)
+    sys.stdout.write(text)
     sys.stdout.flush()
 
 

@@ -72,6 +72,14 @@ class Config:
     max_concurrent_tests_per_ip: int = 2
     max_tests_per_hour_per_ip: int = 30
     max_concurrent_tests: int = 200
+    # Open connections to the main port (DESIGN 10): per client address (a
+    # trusted proxy is exempt) and in all; beyond them a connection gets 503.
+    max_connections_per_ip: int = 128
+    max_connections: int = 10000
+    # A connection must deliver a request's line and headers this soon after it
+    # opens or its previous response ends (slowloris); idle is any silence.
+    http_request_head_seconds: float = 20.0
+    http_idle_timeout_seconds: float = 60.0
 
     @property
     def tls_enabled(self) -> bool:
@@ -216,6 +224,10 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "max_concurrent_tests_per_ip": _int_between(1, 1000),
     "max_tests_per_hour_per_ip": _int_between(1, 100_000),
     "max_concurrent_tests": _int_between(1, 100_000),
+    "max_connections_per_ip": _int_between(1, 1_000_000),
+    "max_connections": _int_between(1, 1_000_000),
+    "http_request_head_seconds": _seconds_between(1, 3600),
+    "http_idle_timeout_seconds": _seconds_between(1, 3600),
 }
 
 assert set(COERCERS) == {f.name for f in dataclasses.fields(Config)}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import resource
 import sys
 from pathlib import Path
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -20,13 +23,20 @@ from lqos.sessions import SessionLimits, SessionRegistry
 from lqos.endpoints import main_endpoint
 from lqos.load.request import LoadRequestFactory
 from lqos.supervisor import ChildSpec, Supervisor
+from lqos.tcp import ConnectionLimits
 from lqos.telemetry.service import TelemetryService
 from lqos.web.app import MainApp
 from lqos.web.household import HouseholdEndpoints
 
 log = Logger()
 
-HTTP_IDLE_TIMEOUT = 60.0
+# Raise the soft limit on open files to this (or the hard limit): each
+# connection is a descriptor, and the common soft default of 1024 is below
+# max_connections.
+WANTED_OPEN_FILES = 65536
+# A child that sends nothing for this long (it sends a heartbeat every second)
+# is reported "unresponsive" in /api/health, which then answers 503.
+CHILD_SILENT_SECONDS = 5.0
 
 
 def child_specs(config: Config, household: Household) -> list[ChildSpec]:
@@ -61,7 +71,8 @@ def make_service(config: Config, reactor) -> MultiService:
     top = MultiService()
     secret = load_or_create_secret(config.data_dir)
     household = Household.from_config(config, discover_personas())
-    supervisor = Supervisor(child_specs(config, household), reactor, on_message=household.record_stats)
+    supervisor = Supervisor(child_specs(config, household), reactor, on_message=household.record_stats,
+                            silent_after=CHILD_SILENT_SECONDS)
     supervisor.setServiceParent(top)
     registry = SessionRegistry(secret, reactor, session_limits(config))
     telemetry = TelemetryService(config, reactor, supervisor.snapshot)
@@ -69,12 +80,57 @@ def make_service(config: Config, reactor) -> MultiService:
     app = MainApp(config, supervisor, clock=reactor, registry=registry, store=telemetry.store,
                   telemetry=telemetry.api, household=HouseholdEndpoints(household, secret))
     # Every request's body goes to a bounded sink chosen before it is read (lqos/load/request.py).
-    site = Site(app.resource(), timeout=HTTP_IDLE_TIMEOUT,
+    site = Site(app.resource(), timeout=config.http_idle_timeout_seconds,
                 requestFactory=LoadRequestFactory(registry, reactor, app.client_ip))
+    # Twisted's HTTPChannel already bounds a request's head: a 16 KiB line,
+    # 500 headers, 16 KiB of headers in all (431/400 and close beyond them).
+    guarded = lambda wrapped: ConnectionLimits(wrapped, reactor, per_ip=config.max_connections_per_ip,
+                               total=config.max_connections, head_seconds=config.http_request_head_seconds,
+                               exempt=lambda host: _is_trusted_proxy(host, config))
+    raise_open_files_limit(config.max_connections)
     description = main_endpoint(config.port, config.tls_cert, config.tls_key)
-    endpoint = serverFromString(reactor, description)
-    listener = StreamServerEndpointService(endpoint, site)
+    endpoint, guarded = _guard_outside_tls(reactor, serverFromString(reactor, description), site, guarded)
+    listener = StreamServerEndpointService(endpoint, guarded)
     listener._raiseSynchronously = True  # a port in use stops start-up, as strports does
     listener.setServiceParent(top)
     log.info("main site on {endpoint}", endpoint=description.split(":privateKey=")[0])
     return top
+
+
+def _is_trusted_proxy(host: str, config: Config) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in config.trusted_proxies)
+
+
+def raise_open_files_limit(connections: int) -> None:
+    """Let the process hold *connections* sockets (plus some), within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(WANTED_OPEN_FILES, connections + 1024)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as error:
+            log.warn("could not raise the open-files limit from {soft}: {error}", soft=soft, error=error)
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < connections + 64:
+        log.warn("open-files limit {soft} is below max_connections={connections}; raise LimitNOFILE",
+                 soft=soft, connections=connections)
+
+
+def _guard_outside_tls(reactor, endpoint, site, guard):
+    """The endpoint to listen on and its factory: *guard* around TLS (if any) around *site*.
+
+    The guard must sit under TLS, not over it: a WebSocket upgrade hands the
+    connection over by replacing the protocol its transport wraps, and
+    Autobahn reads TLS details only from a ``TLSMemoryBIOProtocol`` transport.
+    """
+    if isinstance(endpoint, SSL4ServerEndpoint):
+        tls = TLSMemoryBIOFactory(endpoint._sslContextFactory, False, site)
+        plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
+        return plain, guard(tls)
+    return endpoint, guard(site)

@@ -25,6 +25,11 @@ MAX_SUBMISSION_BYTES = 512 * 1024
 PROBE_INTERVAL_MS = 100
 PROBE_TIMEOUT_MS = 2000
 MAX_STREAMS = 16
+# The saturation phases run at least this many streams, whatever the warm-up
+# found: one or two flows reach full throughput but fill a deep FIFO slowly and
+# erratically, where a household's four bulk flows keep it full (measured in
+# the accuracy testbed, tests/testbed/).
+MIN_STREAMS = 4
 # 100 Gbit/s for a 250 ms window: past what one server port delivers today,
 # so anything above is made up.
 MAX_WINDOW_BYTES = int(100e9 / 8 * WINDOW_MS / 1000)
@@ -89,25 +94,31 @@ def _number_in(value: object, low: float, high: float, what: str) -> float:
 
 
 def _probes(value: object, duration_ms: float) -> tuple[ProbeSample, ...]:
-    max_probes = int(duration_ms / PROBE_INTERVAL_MS * 1.5) + 50
-    items = _list(value, "probes", max_probes)
-    probes, seen = [], set()
-    for index, item in enumerate(items):
-        what = f"probes[{index}]"
+    rows = _ping_rows(value, "probes", duration_ms, PHASES, PROBE_TIMEOUT_MS)
+    return tuple(ProbeSample(*row) for row in rows)
+
+
+def _ping_rows(value: object, what: str, duration_ms: float, phases: tuple[str, ...],
+               max_rtt_ms: float) -> tuple[tuple[int, str, float, float | None], ...]:
+    """``[seq, phase, sent_ms, rtt_ms | null]`` rows: seq unique, phase known, times in range."""
+    max_rows = int(duration_ms / PROBE_INTERVAL_MS * 1.5) + 50
+    rows, seen = [], set()
+    for index, item in enumerate(_list(value, what, max_rows)):
+        where = f"{what}[{index}]"
         if not isinstance(item, list) or len(item) != 4:
-            raise SubmissionError(f"{what} must be [seq, phase, sent_ms, rtt_ms]")
+            raise SubmissionError(f"{where} must be [seq, phase, sent_ms, rtt_ms]")
         seq, phase, sent_ms, rtt_ms = item
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 10 * max_probes:
-            raise SubmissionError(f"{what}: seq must be a whole number 0..{10 * max_probes}")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 10 * max_rows:
+            raise SubmissionError(f"{where}: seq must be a whole number 0..{10 * max_rows}")
         if seq in seen:
-            raise SubmissionError(f"{what}: seq {seq} appears twice")
+            raise SubmissionError(f"{where}: seq {seq} appears twice")
         seen.add(seq)
-        if phase not in PHASES:
-            raise SubmissionError(f"{what}: unknown phase {str(phase)[:40]!r}")
-        sent = _number_in(sent_ms, 0, duration_ms + SCHEDULE_SLACK_MS, f"{what}: sent_ms")
-        rtt = None if rtt_ms is None else _number_in(rtt_ms, 0, PROBE_TIMEOUT_MS, f"{what}: rtt_ms")
-        probes.append(ProbeSample(seq, phase, sent, rtt))
-    return tuple(probes)
+        if phase not in phases:
+            raise SubmissionError(f"{where}: unknown phase {str(phase)[:40]!r}")
+        sent = _number_in(sent_ms, 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: sent_ms")
+        rtt = None if rtt_ms is None else _number_in(rtt_ms, 0, max_rtt_ms, f"{where}: rtt_ms")
+        rows.append((seq, phase, sent, rtt))
+    return tuple(rows)
 
 
 def _windows(value: object, duration_ms: float) -> tuple[ThroughputWindow, ...]:
@@ -181,31 +192,13 @@ def _persona_samples(value: object, what: str, duration_ms: float) -> PersonaSam
         raise SubmissionError(f"{what}.interrupted must be true or false")
     seconds = int(duration_ms / 1000) + 8
     return PersonaSamples(
-        pings=_persona_pings(value.get("pings", []), f"{what}.pings", duration_ms),
+        pings=_ping_rows(value.get("pings", []), f"{what}.pings", duration_ms, HOUSEHOLD_PHASES,
+                         MAX_PERSONA_DEADLINE_MS),
         down_windows=_pairs(value.get("down", []), f"{what}.down", seconds, duration_ms, MAX_WINDOW_BYTES * 4),
         up_acks=_pairs(value.get("up_acks", []), f"{what}.up_acks", seconds, duration_ms, 2**50),
         bursts=_bursts(value.get("bursts", []), f"{what}.bursts", seconds),
         interrupted=interrupted,
     )
-
-
-def _persona_pings(value: object, what: str, duration_ms: float) -> tuple:
-    max_pings = int(duration_ms / PROBE_INTERVAL_MS * 1.5) + 50
-    pings, seen = [], set()
-    for index, item in enumerate(_list(value, what, max_pings)):
-        where = f"{what}[{index}]"
-        if not isinstance(item, list) or len(item) != 4:
-            raise SubmissionError(f"{where} must be [seq, phase, sent_ms, rtt_ms]")
-        seq, phase, sent_ms, rtt_ms = item
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 10 * max_pings or seq in seen:
-            raise SubmissionError(f"{where}: seq must be a new whole number 0..{10 * max_pings}")
-        seen.add(seq)
-        if phase not in HOUSEHOLD_PHASES:
-            raise SubmissionError(f"{where}: phase must be 'baseline' or 'load'")
-        sent = _number_in(sent_ms, 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: sent_ms")
-        rtt = None if rtt_ms is None else _number_in(rtt_ms, 0, MAX_PERSONA_DEADLINE_MS, f"{where}: rtt_ms")
-        pings.append((seq, phase, sent, rtt))
-    return tuple(pings)
 
 
 def _pairs(value: object, what: str, max_items: int, duration_ms: float, max_bytes: int) -> tuple:

@@ -37,6 +37,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 STARTING = "starting"
 RUNNING = "running"
 BACKOFF = "backoff"
+UNRESPONSIVE = "unresponsive"  # running, but silent longer than the heartbeat allows
 STOPPING = "stopping"
 STOPPED = "stopped"
 
@@ -73,6 +74,7 @@ class _Child:
     restarts: int = 0
     consecutive_failures: int = 0
     started_at: float = 0.0
+    last_heard: float = 0.0
     transport: object = None
     restart_call: IDelayedCall | None = None
     kill_call: IDelayedCall | None = None
@@ -130,8 +132,10 @@ class Supervisor(Service):
         reactor: IReactorProcess | IReactorTime,
         policy: RestartPolicy = RestartPolicy(),
         on_message: Callable[[str, dict], None] | None = None,
+        silent_after: float | None = None,
     ):
         self._reactor = reactor
+        self._silent_after = silent_after
         self._policy = policy
         self._on_message = on_message
         self._children = {spec.role: _Child(spec) for spec in specs}
@@ -140,10 +144,22 @@ class Supervisor(Service):
 
     def snapshot(self) -> list[dict]:
         """Each child's role, pid, port, state and restart count."""
-        return [child.snapshot() for child in self._children.values()]
+        snapshots = []
+        for child in self._children.values():
+            snapshot = child.snapshot()
+            if self._silent(child):
+                snapshot["state"] = UNRESPONSIVE
+                snapshot["silent_seconds"] = round(self._reactor.seconds() - child.last_heard, 1)
+            snapshots.append(snapshot)
+        return snapshots
 
     def all_running(self) -> bool:
-        return all(child.state == RUNNING for child in self._children.values())
+        return all(child.state == RUNNING and not self._silent(child) for child in self._children.values())
+
+    def _silent(self, child: _Child) -> bool:
+        """A running child that has sent nothing (not even its heartbeat) for too long."""
+        return (self._silent_after is not None and child.state == RUNNING
+                and self._reactor.seconds() - child.last_heard > self._silent_after)
 
     # --- service lifecycle ---
 
@@ -202,6 +218,7 @@ class Supervisor(Service):
         child.started_at = self._reactor.seconds()
 
     def _child_message(self, child: _Child, line: bytes) -> None:
+        child.last_heard = self._reactor.seconds()
         try:
             message = json.loads(line)
         except ValueError:
@@ -213,6 +230,8 @@ class Supervisor(Service):
             if child.state == STARTING:
                 child.state = RUNNING
                 self.log.info("{role} child ready (pid {pid})", role=child.spec.role, pid=child.pid)
+        elif message.get("event") == "alive":
+            pass
         elif self._on_message is not None:
             self._on_message(child.spec.role, message)
 

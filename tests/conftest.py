@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import textwrap
 
 import pytest
 
-from daemon import REPO, start_daemon
+from daemon import REPO, free_ports, start_daemon
 
 
 @pytest.fixture
@@ -37,3 +38,33 @@ def certificates(tmp_path_factory) -> tuple[str, str]:
     subprocess.run([str(REPO / "etc" / "create_test_certificates.sh"), str(directory)],
                    check=True, capture_output=True)
     return str(directory / "cert.pem"), str(directory / "key.pem")
+
+
+CLOUD_GAMING_PLUGIN = '''
+from lqos.grading import GradeThresholds
+from lqos.personas.model import Persona, PersonaScoring, TrafficPlan
+
+cloud_gaming = Persona(
+    name="cloud_gaming",
+    label="Priya, cloud gaming",
+    icon="☁️",
+    description="A game streamed from the cloud: 30 Mbit/s down at 60 frames/s.",
+    port={port},
+    traffic=TrafficPlan(down_mbps=30.0, up_mbps=0.5, tick_hz=60),
+    deadline_ms=150,
+    scoring=PersonaScoring(latency_thresholds=GradeThresholds(5, 15, 30, 60, 100)),
+)
+'''
+
+
+@pytest.fixture
+def daemon_with_fifth_persona(tmp_path):
+    """A daemon that finds an extra persona through the plugin path alone."""
+    plugins = tmp_path / "operator" / "lqos" / "plugins"
+    plugins.mkdir(parents=True)
+    (port,) = free_ports(1)
+    (plugins / "cloud_gaming.py").write_text(textwrap.dedent(CLOUD_GAMING_PLUGIN.format(port=port)))
+    daemon = start_daemon(tmp_path, env={"PYTHONPATH": str(tmp_path / "operator")})
+    daemon.child_ports["cloud_gaming"] = port
+    yield daemon
+    daemon.stop()

@@ -1,7 +1,9 @@
 // The page: start screen, a running test, its result, a shared result, errors.
 //
-// /            the start screen (?schedule=short asks for the short schedule)
-// /r/SHARE_ID  a shared result, read-only: fetched as JSON from the same URL
+// /            the start screen (?schedule=short asks for the short schedule,
+//              ?mode=household opens it on the virtual household)
+// /r/SHARE_ID  a shared result, read-only: fetched as JSON from the same URL;
+//              a single-user or a household result, as its "mode" says
 
 import { showSponsor } from "./sponsor.js";
 import { SingleUserTest } from "./runner.js";
@@ -9,13 +11,23 @@ import { LatencyChart, cdfChart, latencyLegend, loadUPlot, renderLegend } from "
 import { renderResult } from "./results.js";
 import { cardPng } from "./card.js";
 import { h, mbps, ms, phaseInfo } from "./format.js";
+import { HouseholdTest } from "./household.js";
+import {
+  HouseholdLive, fetchProfiles, householdCardPng, renderHouseholdResult, renderStartMembers,
+} from "./household-view.js";
 
 const $ = (id) => document.getElementById(id);
 const SCREENS = ["start", "running", "result", "error"];
-const SCHEDULE_SECONDS = { standard: 40, short: 15 };
+const SCHEDULE_SECONDS = {
+  single_user: { standard: 40, short: 15 },
+  virtual_household: { standard: 35, short: 10 },
+};
+const MODE_NAMES = { single_user: "single_user", household: "virtual_household", virtual_household: "virtual_household" };
+const HOUSEHOLD = "virtual_household";
 
 const query = new URLSearchParams(location.search);
-const schedule = SCHEDULE_SECONDS[query.get("schedule")] ? query.get("schedule") : "standard";
+const schedule = SCHEDULE_SECONDS.single_user[query.get("schedule")] ? query.get("schedule") : "standard";
+let mode = MODE_NAMES[query.get("mode")] || "single_user";
 const sharedMatch = location.pathname.match(/^\/r\/([A-Za-z0-9_-]{1,64})\/?$/);
 
 let test = null;
@@ -33,17 +45,48 @@ function show(screen, { focus = true } = {}) {
 }
 
 function startUrl() {
-  return schedule === "standard" ? "/" : `/?schedule=${schedule}`;
+  const params = new URLSearchParams();
+  if (mode === HOUSEHOLD) params.set("mode", "household");
+  if (schedule !== "standard") params.set("schedule", schedule);
+  const text = params.toString();
+  return text ? `/?${text}` : "/";
 }
 
 // --- start ---
 
 function showStart(notice) {
-  $("start-duration").textContent = String(SCHEDULE_SECONDS[schedule]);
+  $("start-duration").textContent = String(SCHEDULE_SECONDS.single_user[schedule]);
+  $("household-duration").textContent = String(SCHEDULE_SECONDS[HOUSEHOLD][schedule]);
+  for (const input of document.querySelectorAll("input[name='mode']")) input.checked = input.value === mode;
+  applyMode();
   const box = $("start-notice");
   box.hidden = !notice;
   box.textContent = notice || "";
   show("start", { focus: Boolean(notice) });
+}
+
+/** The start screen for the chosen mode: its sentence, and the household's members. */
+function applyMode() {
+  const household = mode === HOUSEHOLD;
+  $("lead-single_user").hidden = household;
+  $("lead-virtual_household").hidden = !household;
+  $("household-members").hidden = !household;
+  if (household) showMembers();
+}
+
+async function showMembers() {
+  const list = $("start-members");
+  const problem = $("members-error");
+  if (list.children.length) return;
+  try {
+    const profiles = await fetchProfiles();
+    renderStartMembers(list, profiles);
+    problem.hidden = Boolean(profiles.length);
+    problem.textContent = profiles.length ? "" : "This server has no household members set up.";
+  } catch {
+    problem.hidden = false;
+    problem.textContent = "The household members could not be loaded from the test server; starting the test will try again.";
+  }
 }
 
 // --- running ---
@@ -82,7 +125,12 @@ function liveFigure(id, text) {
   element.replaceChildren(value, h("span", { class: "unit" }, ` ${unit.join(" ")}`));
 }
 
-function resetRunning() {
+function resetRunning(runningMode) {
+  $("screen-running").dataset.mode = runningMode;
+  $("running-title").textContent = runningMode === HOUSEHOLD ? "Testing your household" : "Testing your connection";
+  $("household-live").hidden = runningMode !== HOUSEHOLD;
+  $("household-live").replaceChildren();
+  $("member-status").textContent = "";
   $("stepper").replaceChildren();
   $("progress").value = 0;
   $("progress-label").textContent = "Starting…";
@@ -99,7 +147,7 @@ function resetRunning() {
 async function runTest() {
   if (test) return;
   clearInterval(retryTimer);
-  resetRunning();
+  resetRunning("single_user");
   show("running");
   const uPlotReady = loadUPlot();
   let lastRtt = null;
@@ -158,6 +206,87 @@ async function runTest() {
   }
 }
 
+// --- a virtual household ---
+
+async function runHousehold() {
+  if (test) return;
+  clearInterval(retryTimer);
+  resetRunning(HOUSEHOLD);
+  show("running");
+  let live = null;
+  let personas = [];
+  const labelOf = (name) => (personas.find((p) => p.name === name) || { label: name }).label;
+  test = new HouseholdTest({
+    schedule,
+    ui: {
+      session: (session) => {
+        personas = session.personas;
+        live = new HouseholdLive($("household-live"), personas);
+        $("phase-now").textContent = `Connecting the ${personas.length} members of the household to the test server…`;
+      },
+      member: (name, state, detail) => {
+        if (live) live.setState(name, state);
+        if (state === "interrupted") {
+          $("member-status").textContent = `${labelOf(name)} was interrupted: ${detail || "its connection broke"}. The others go on.`;
+        }
+      },
+      started: (spans) => {
+        buildStepper(spans);
+        $("member-status").textContent = `All ${personas.length} members are connected.`;
+      },
+      phase: (span, index) => {
+        markStep(index);
+        $("phase-now").textContent = phaseInfo(span.name).doing;
+      },
+      tick: ({ elapsedMs, durationMs }) => {
+        $("progress").value = Math.round((elapsedMs / durationMs) * 100);
+        $("progress-label").textContent = `${Math.floor(elapsedMs / 1000)} s of ${Math.round(durationMs / 1000)} s`;
+      },
+      live: (name, report) => { if (live) live.update(name, report); },
+      submitting: () => {
+        markStep(Infinity);
+        $("progress").value = 100;
+        $("progress-label").textContent = "Done measuring";
+        $("phase-now").textContent = "Every member has finished. Sending the measurements to the server for grading…";
+      },
+      waiting: (seconds) => {
+        $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
+      },
+    },
+  });
+  try {
+    const outcome = await test.run();
+    showOwnHouseholdResult(outcome, personas);
+  } catch (failure) {
+    if (failure.kind === "cancelled") showStart("You stopped the test. No grade was given.");
+    else showError(failure);
+  } finally {
+    test = null;
+  }
+}
+
+function showResultBody(household) {
+  $("single-result-body").hidden = household;
+  $("household-result-body").hidden = !household;
+  $("member-summary").hidden = !household;
+}
+
+function showOwnHouseholdResult({ record, submission }, personas) {
+  showResultBody(true);
+  renderHouseholdResult(record, { shared: false, profiles: personas });
+  const raw = { ...submission };
+  delete raw.token;
+  setUpSharing(record, { record, raw_samples: raw });
+  $("again-button").href = startUrl();
+  show("result");
+  history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
+}
+
+function startTest() {
+  if (mode === HOUSEHOLD) runHousehold();
+  else runTest();
+}
+
 // --- result ---
 
 function shareUrlOf(record) {
@@ -165,6 +294,7 @@ function shareUrlOf(record) {
 }
 
 function showOwnResult({ record, probes, spans, submission }) {
+  showResultBody(false);
   renderResult(record, { shared: false });
   $("result-timeline").replaceChildren($("latency-figure"));
   renderCdf(probes);
@@ -220,7 +350,21 @@ async function showShared(shareId) {
     return;
   }
   const record = await response.json();
-  renderResult(record, { shared: true });
+  const household = record.mode === HOUSEHOLD;
+  showResultBody(household);
+  if (household) {
+    document.title = "Shared household result – Bufferbloat test";
+    let profiles = [];
+    try {
+      profiles = await fetchProfiles();  // only for the members' icons
+    } catch {
+      profiles = [];
+    }
+    renderHouseholdResult(record, { shared: true, profiles });
+    $("again-button").href = "/?mode=household";
+  } else {
+    renderResult(record, { shared: true });
+  }
   $("cdf-figure").hidden = true;
   $("result-timeline").replaceChildren();
   setUpSharing(record, record);
@@ -263,7 +407,8 @@ async function downloadPng(record, url) {
   const status = $("share-status");
   try {
     const sponsor = $("sponsor").hidden ? "" : $("sponsor").textContent;
-    const blob = await cardPng(record, { shareUrl: url, sponsor });
+    const draw = record.mode === HOUSEHOLD ? householdCardPng : cardPng;
+    const blob = await draw(record, { shareUrl: url, sponsor });
     const objectUrl = URL.createObjectURL(blob);
     const anchor = h("a", { href: objectUrl, download: `bufferbloat-${record.share_id}.png` });
     document.body.append(anchor);
@@ -316,12 +461,20 @@ function showError(failure, { noGradeNote = true } = {}) {
 
 $("start-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  runTest();
+  startTest();
 });
+for (const input of document.querySelectorAll("input[name='mode']")) {
+  input.addEventListener("change", () => {
+    if (!input.checked) return;
+    mode = input.value === HOUSEHOLD ? HOUSEHOLD : "single_user";
+    applyMode();
+    if (!sharedMatch) history.replaceState(null, "", startUrl());
+  });
+}
 $("stop-button").addEventListener("click", () => { if (test) test.cancel(); });
 $("retry-button").addEventListener("click", () => {
   if (sharedMatch) location.href = startUrl();
-  else runTest();
+  else startTest();
 });
 
 showSponsor($("sponsor"));

@@ -11,7 +11,7 @@ const INK = "#16181d";
 const MUTED = "#4a5060";
 const NO_GRADE = "#4a5060";
 
-function roundedRect(ctx, x, y, width, height, radius) {
+export function roundedRect(ctx, x, y, width, height, radius) {
   ctx.beginPath();
   ctx.moveTo(x + radius, y);
   ctx.arcTo(x + width, y, x + width, y + height, radius);
@@ -21,14 +21,14 @@ function roundedRect(ctx, x, y, width, height, radius) {
   ctx.closePath();
 }
 
-function fitText(ctx, text, maxWidth) {
+export function fitText(ctx, text, maxWidth) {
   if (ctx.measureText(text).width <= maxWidth) return text;
   let cut = text;
   while (cut.length > 1 && ctx.measureText(`${cut}…`).width > maxWidth) cut = cut.slice(0, -1);
   return `${cut}…`;
 }
 
-function chip(ctx, grade, x, y, size) {
+export function chip(ctx, grade, x, y, size) {
   const info = gradeInfo(grade);
   ctx.fillStyle = info ? info.colour : NO_GRADE;
   roundedRect(ctx, x, y, size, size, size * 0.18);

@@ -14,6 +14,9 @@ export const PHASES = {
     doing: "Upload: your connection is full of uploads; measuring latency." },
   bidirectional: { short: "↕ Both", label: "Both directions", colour: "#7e22ce",
     doing: "Both directions at once: downloading and uploading; measuring latency." },
+  // The virtual household's loaded phase.
+  load: { short: "Busy", label: "Household busy", colour: "#7e22ce",
+    doing: "The household is busy: every member uses your connection at once; each measures its own latency." },
 };
 
 export function phaseInfo(name) {

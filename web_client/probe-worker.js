@@ -16,10 +16,17 @@
 // On the wire: {"seq": N, "t": T} every intervalMs, T = performance.now() of this
 // worker when sent; the probe server echoes it unchanged. RTT = performance.now() at
 // the reply minus T. No reply within timeoutMs: lost (null), never a made-up RTT.
+//
+// Probes take turns over PROBE_CONNECTIONS WebSockets. TCP delivers in order, so
+// when a loaded queue drops one probe's segment every later probe on that
+// connection waits for the retransmission (head-of-line blocking, about five
+// probes per drop at 100 ms spacing); over four connections a drop delays the
+// dropped probe and at most one more, as close as TCP gets to ping's "lost".
 
 "use strict";
 
-let socket = null;
+const PROBE_CONNECTIONS = 4;
+let sockets = [];
 let wasOpen = false;
 let startAt = 0;          // the test start on this worker's clock
 let intervalMs = 100;
@@ -53,6 +60,7 @@ function sendProbe() {
     stop();
     return;
   }
+  const socket = sockets[seq % sockets.length];
   if (!socket || socket.readyState !== WebSocket.OPEN) return;
   const probe = { seq, t: now };
   inFlight.set(seq, now);
@@ -102,38 +110,50 @@ function finish() {
   if (sweeping !== null) clearInterval(sweeping);
   sweeping = null;
   flush();
-  const closing = socket;
-  socket = null;
-  if (closing) {
-    closing.onclose = null;
-    closing.onerror = null;
-    closing.close(1000, "test finished");
+  const closing = sockets;
+  sockets = [];
+  for (const socket of closing) {
+    socket.onclose = null;
+    socket.onerror = null;
+    socket.close(1000, "test finished");
   }
   postMessage({ type: "done" });
 }
 
 function open(url) {
-  try {
-    socket = new WebSocket(url);
-  } catch (error) {
-    postMessage({ type: "closed", code: 0, reason: String(error.message || error), wasOpen: false });
-    return;
+  let opened = 0;
+  for (let i = 0; i < PROBE_CONNECTIONS; i += 1) {
+    let socket;
+    try {
+      socket = new WebSocket(url);
+    } catch (error) {
+      postMessage({ type: "closed", code: 0, reason: String(error.message || error), wasOpen: false });
+      return;
+    }
+    socket.onopen = () => {
+      opened += 1;
+      if (opened === PROBE_CONNECTIONS) {
+        wasOpen = true;
+        postMessage({ type: "open" });
+      }
+    };
+    socket.onmessage = onReply;
+    // A close we did not ask for: the server or the network went away.
+    socket.onclose = (event) => {
+      if (sending !== null) clearInterval(sending);
+      if (sweeping !== null) clearInterval(sweeping);
+      sending = sweeping = null;
+      flush();
+      for (const other of sockets) {
+        other.onclose = null;
+        if (other !== socket) other.close();
+      }
+      sockets = [];
+      postMessage({ type: "closed", code: event.code, reason: event.reason, wasOpen });
+    };
+    socket.onerror = () => {};  // onclose follows and says what happened
+    sockets.push(socket);
   }
-  socket.onopen = () => {
-    wasOpen = true;
-    postMessage({ type: "open" });
-  };
-  socket.onmessage = onReply;
-  // A close we did not ask for: the server or the network went away.
-  socket.onclose = (event) => {
-    if (sending !== null) clearInterval(sending);
-    if (sweeping !== null) clearInterval(sweeping);
-    sending = sweeping = null;
-    flush();
-    postMessage({ type: "closed", code: event.code, reason: event.reason, wasOpen });
-    socket = null;
-  };
-  socket.onerror = () => {};  // onclose follows and says what happened
 }
 
 function start(message) {

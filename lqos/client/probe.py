@@ -22,9 +22,16 @@ from twisted.internet.ssl import optionsForClientTLS
 from lqos.client.http import ClientError, trust_root
 from lqos.client.schedule import Schedule, TestClock
 from lqos.submission import PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS
+from lqos.tcp import send_small_messages_at_once
 
 SECONDS = 1.0
 CONNECT_TIMEOUT = 5 * SECONDS
+# Probes take turns over this many WebSockets.  TCP delivers in order, so when a
+# loaded queue drops one probe's segment, every later probe on that connection
+# waits for the retransmission (head-of-line blocking, ~5 probes per drop at
+# 100 ms spacing).  Over four connections a drop delays the probe that was
+# dropped and at most one more, as close as TCP gets to ping's "lost".
+PROBE_CONNECTIONS = 4
 
 
 class ProbeLog:
@@ -74,6 +81,7 @@ def next_probe_time(now_ms: float, interval_ms: float = PROBE_INTERVAL_MS) -> fl
 
 class ProbeClientProtocol(WebSocketClientProtocol):
     def onOpen(self) -> None:
+        send_small_messages_at_once(self.transport)
         self.factory.opened(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -89,7 +97,7 @@ class ProbeClientFactory(WebSocketClientFactory):
     def __init__(self, url: str, reactor):
         super().__init__(url, reactor=reactor)
         self.setProtocolOptions(openHandshakeTimeout=CONNECT_TIMEOUT, closeHandshakeTimeout=1.0,
-                                tcpNoDelay=True, autoPingInterval=0,
+                                autoPingInterval=0,
                                 maxFramePayloadSize=4096, maxMessagePayloadSize=4096)
         self.ready = defer.Deferred()
         self.on_message = lambda payload: None
@@ -105,28 +113,34 @@ class ProbeClientFactory(WebSocketClientFactory):
         self.on_close(code, reason)
 
 
-async def connect_probe(reactor, url: str, cafile: str | None = None) -> ProbeClientFactory:
-    """Open the probe WebSocket at *url*; the factory, once the handshake is done."""
+def websocket_endpoint(reactor, url: str, cafile: str | None = None):
+    """The client endpoint for a ``ws://`` or ``wss://`` *url* (TLS trusting *cafile*)."""
     is_secure, host, port, *_ = parse_url(url)
-    factory = ProbeClientFactory(url, reactor)
     endpoint = HostnameEndpoint(reactor, host, port, timeout=CONNECT_TIMEOUT)
     if is_secure:
         endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust_root(cafile)), endpoint)
-    await endpoint.connect(factory)
+    return endpoint
+
+
+async def connect_probe(reactor, url: str, cafile: str | None = None) -> ProbeClientFactory:
+    """Open the probe WebSocket at *url*; the factory, once the handshake is done."""
+    factory = ProbeClientFactory(url, reactor)
+    await websocket_endpoint(reactor, url, cafile).connect(factory)
     factory.protocol_instance = await factory.ready.addTimeout(CONNECT_TIMEOUT * 2, reactor)
     return factory
 
 
 class Prober:
-    """Sends a probe every 100 ms of the schedule; fires ``finished`` with the probe rows.
+    """Sends a probe every 100 ms of the schedule, over the connections in turn;
+    fires ``finished`` with the probe rows.
 
     After the schedule's end it waits for the last answers (at most the probe
-    timeout), then closes the WebSocket.
+    timeout), then closes the WebSockets.
     """
 
-    def __init__(self, reactor, factory: ProbeClientFactory, clock: TestClock, schedule: Schedule):
+    def __init__(self, reactor, factories: list[ProbeClientFactory], clock: TestClock, schedule: Schedule):
         self._reactor = reactor
-        self._factory = factory
+        self._factories = factories
         self._clock = clock
         self._schedule = schedule
         self.log = ProbeLog()
@@ -134,8 +148,9 @@ class Prober:
         self._seq = 0
         self._timer = None
         self._sending = True
-        factory.on_message = self._on_message
-        factory.on_close = self._on_close
+        for factory in factories:
+            factory.on_message = self._on_message
+            factory.on_close = self._on_close
 
     def start(self) -> None:
         self._call_at(0.0 if self._clock.now_ms() < 0 else None)
@@ -154,7 +169,8 @@ class Prober:
             self._stop_sending()
             return
         message = json.dumps({"seq": self._seq, "t": round(now, 3)}, separators=(",", ":"))
-        self._factory.protocol_instance.sendMessage(message.encode())
+        connection = self._factories[self._seq % len(self._factories)].protocol_instance
+        connection.sendMessage(message.encode())
         self.log.sent(self._seq, phase, now)
         self._seq += 1
         self.log.expire(now)
@@ -195,11 +211,10 @@ class Prober:
             self._timer.cancel()
 
     def stop(self) -> None:
-        """Stop sending and close the WebSocket (for the end, or an abort)."""
+        """Stop sending and close the WebSockets (for the end, or an abort)."""
         self._sending = False
         self._cancel_timer()
-        self._factory.on_close = lambda code, reason: None
-        self._factory.protocol_instance.sendClose()
+        close_all(self._factories)
 
 
 class InlineProber:
@@ -208,24 +223,31 @@ class InlineProber:
     def __init__(self, reactor, cafile: str | None = None):
         self._reactor = reactor
         self._cafile = cafile
-        self._factory = None
+        self._factories: list[ProbeClientFactory] = []
         self._prober = None
 
     def connect(self, url: str) -> defer.Deferred:
-        """Fires once the probe WebSocket is open."""
+        """Fires once every probe WebSocket is open."""
         return defer.ensureDeferred(self._connect(url))
 
     async def _connect(self, url: str) -> None:
-        self._factory = await connect_probe(self._reactor, url, self._cafile)
+        for _ in range(PROBE_CONNECTIONS):
+            self._factories.append(await connect_probe(self._reactor, url, self._cafile))
 
     def start(self, clock: TestClock, schedule: Schedule) -> defer.Deferred:
         """Begin probing; the Deferred fires with the probe rows at the end."""
-        self._prober = Prober(self._reactor, self._factory, clock, schedule)
+        self._prober = Prober(self._reactor, self._factories, clock, schedule)
         self._prober.start()
         return self._prober.finished
 
     def abort(self) -> None:
         if self._prober is not None:
             self._prober.stop()
-        elif self._factory is not None:
-            self._factory.protocol_instance.sendClose()
+        else:
+            close_all(self._factories)
+
+
+def close_all(factories: list[ProbeClientFactory]) -> None:
+    for factory in factories:
+        factory.on_close = lambda code, reason: None
+        factory.protocol_instance.sendClose()

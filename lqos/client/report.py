@@ -96,7 +96,7 @@ def render(record: dict, base_url: str, ceilings: dict[str, float] | None = None
     lines += ["", use_cases_line(result["use_cases"])]
     streams = record.get("streams") or {}
     lines.append(f"Streams: {streams.get('download', 0)} download, {streams.get('upload', 0)} upload "
-                 f"(found by the warm-ups)")
+                 f"(the warm-ups' count, at least the server's minimum)")
     if record.get("share_id"):
         lines.append(f"Share: {base_url}/r/{record['share_id']}")
     return "\n".join(lines) + "\n"

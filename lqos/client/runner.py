@@ -13,6 +13,7 @@ order, so a phase change never races a window.
 from __future__ import annotations
 
 import math
+import time
 from functools import partial
 
 from twisted.internet import defer
@@ -79,16 +80,16 @@ class Refused(ClientError):
         self.retry_after = retry_after
 
 
-async def start_test(http: Http, base_url: str, schedule: str) -> dict:
-    """``POST /api/tests``: the session's id, token, phases and URLs."""
-    reply = await http.request_json("POST", f"{base_url}/api/tests",
-                                    {"mode": "single_user", "schedule": schedule})
+async def start_test(http: Http, base_url: str, schedule: str, mode: str = "single_user",
+                     required: tuple[str, ...] = ANSWER_KEYS) -> dict:
+    """``POST /api/tests``: the session's id, token, phases and URLs (*required* keys)."""
+    reply = await http.request_json("POST", f"{base_url}/api/tests", {"mode": mode, "schedule": schedule})
     if reply.status == 429:
         raise Refused(reply.error_text().removeprefix("429 "), reply.header("retry-after"))
     if reply.status != 201:
         raise ClientError(f"the server would not start a test: {reply.error_text()}")
     answer = reply.json()
-    missing = [key for key in ANSWER_KEYS if not isinstance(answer, dict) or key not in answer]
+    missing = [key for key in required if not isinstance(answer, dict) or key not in answer]
     if missing:
         raise ClientError(f"the server's test description lacks {', '.join(missing)}")
     return answer
@@ -138,6 +139,7 @@ class LoadPhases:
         self.upload_meter = UploadMeter(http, answer["progress_url"], clock, partial(self._on_window, "up"),
                                         partial(self.fail, "the server's upload counter failed"))
         self.streams: dict[str, int] = {}
+        self._min_streams = int((answer.get("limits") or {}).get("min_streams", 1))
         self._warmups: dict[str, WarmupDriver] = {}
         self.phase: str | None = None
         self._next_tick = 0
@@ -202,13 +204,13 @@ class LoadPhases:
         driver = self._warmups.pop(direction, None)
         if driver is not None:
             driver.frozen = True
-            self.streams[direction] = pool.count
+            self.streams[direction] = max(pool.count, self._min_streams)
         if not active:
             pool.stop()
         elif phase in WARMUP_PHASES:
             self._warmups[direction] = WarmupDriver(self._schedule.span(phase), pool)
             pool.resize(1)
-        elif not pool.running:
+        else:
             pool.resize(self.streams.setdefault(direction, DEFAULT_STREAMS))
 
     def _stop(self) -> None:
@@ -235,10 +237,18 @@ class LoadPhases:
         self.done.errback(ClientError(f"{what}{when}: {detail}"))
 
 
-async def run_test(reactor, http: Http, answer: dict, prober, ceilings: dict[str, float] | None = None) -> dict:
-    """Run the schedule with *prober* (child process or inline); return the submission."""
+async def run_test(reactor, http: Http, answer: dict, prober, ceilings: dict[str, float] | None = None,
+                   on_start=None) -> dict:
+    """Run the schedule with *prober* (child process or inline); return the submission.
+
+    *on_start*, if given, is called with the wall-clock time (Unix seconds) at
+    which the test clock starts, so an outside observer (the accuracy
+    testbed's ping) can split its own samples by phase.
+    """
     await prober.connect(answer["probe_url"]).addTimeout(PROBER_READY_TIMEOUT, reactor)
     clock = TestClock()
+    if on_start is not None:
+        on_start(time.time() - clock.now_ms() / 1000.0)
     schedule = Schedule.from_phases(answer["phases"])
     load = LoadPhases(reactor, http, answer, clock, schedule, ceilings or ceilings_mbps(answer))
     probes = prober.start(clock, schedule)

@@ -24,6 +24,7 @@ from lqos.load.access import ClientIP, LoadRefused, authorize, open_stream
 from lqos.load.limits import LoadLimits
 from lqos.load.upload import BoundedBody, UploadSink
 from lqos.sessions import SessionRegistry
+from lqos.tcp import connection_guard
 
 log = Logger()
 
@@ -101,6 +102,10 @@ class LoadAwareRequest(server.Request):
     def gotLength(self, length: int | None) -> None:
         """Headers are in, the body is not: choose its sink, or refuse it now."""
         self.content = BytesIO()
+        guard = connection_guard(self.channel.transport)
+        if guard is not None:
+            guard.request_head_received()
+            self.notifyFinish().addBoth(lambda ignored: guard.response_done())
         # The request line is parsed but not yet handed to the request; the
         # channel keeps it in these attributes until the body is complete.
         # (HTTP/2 streams have no such attributes; Site serves HTTP/2 only when

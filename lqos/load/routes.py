@@ -31,7 +31,7 @@ from autobahn.twisted.resource import WebSocketResource
 from lqos.load.access import ClientIP, LoadRefused, authorize, open_stream, query_number
 from lqos.load.download import DownloadStream
 from lqos.load.limits import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, LoadLimits
-from lqos.load.sockets import limit_unsent_bytes
+from lqos.tcp import limit_unsent_bytes
 from lqos.load.websocket import BulkPlan, bulk_download_factory
 from lqos.sessions import SessionRegistry, TestSession
 from lqos.web.responses import json_body, json_error, set_security_headers

@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from lqos.load.access import StreamSlot
 from lqos.load.limits import SECONDS, LoadLimits
-from lqos.load.sockets import limit_unsent_bytes
+from lqos.tcp import limit_unsent_bytes
 
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL
 OPEN = WebSocketProtocol.STATE_OPEN

@@ -23,12 +23,15 @@ import os
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.task import LoopingCall
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
 from lqos.personas.model import IPersona
 from lqos.ratelimit import TokenBucket
 from lqos.sessions import persona_token_valid
+from lqos.tcp import send_small_messages_at_once
 
 SECONDS = 1.0
 MAX_LOAD_SECONDS = 60 * SECONDS
@@ -66,6 +69,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         return None
 
     def onOpen(self) -> None:
+        send_small_messages_at_once(self.transport)
         clock = self.factory.reactor
         self.callLater = clock.callLater
         self.setTimeout(IDLE_TIMEOUT)
@@ -129,7 +133,8 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
 
     # --- what the server sends, on the factory's tick ---
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, ticks: int = 1) -> None:
+        """Play the plan for *ticks* ticks (more than one when the loop fell behind)."""
         if self._load_started is None:
             return
         elapsed = now - self._load_started
@@ -138,14 +143,14 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
             return
         plan = self.factory.persona.traffic
         if not plan.bulk:
-            self._send_scheduled(plan, elapsed)
+            self._send_scheduled(plan, elapsed, ticks)
         if elapsed >= self._next_ack:
             self._next_ack += 1.0
             self._send_json({"type": "ack", "t_ms": round(elapsed * 1000), "up_bytes": self.up_bytes})
 
-    def _send_scheduled(self, plan, elapsed: float) -> None:
+    def _send_scheduled(self, plan, elapsed: float, ticks: int) -> None:
         self._mark_burst(plan, elapsed)
-        self._backlog += plan.down_bytes_per_tick(elapsed)
+        self._backlog += plan.down_bytes_per_tick(elapsed) * ticks
         limit = int((plan.down_mbps or 0) * 1e6 / 8)  # one second of the plan
         if self._backlog > limit:
             self.dropped_bytes += self._backlog - limit
@@ -216,8 +221,13 @@ def _control_message(payload: bytes) -> dict | None:
     return message
 
 
+@implementer(IProtocolNegotiationFactory)
 class PersonaFactory(WebSocketServerFactory):
-    """Every session of one persona, ticked together at the persona's rate."""
+    """Every session of one persona, ticked together at the persona's rate.
+
+    It names its ALPN protocol: over TLS, Twisted aborts a handshake that
+    offers ALPN (every browser does) unless the factory says what it speaks.
+    """
 
     protocol = PersonaSession
 
@@ -234,12 +244,16 @@ class PersonaFactory(WebSocketServerFactory):
             openHandshakeTimeout=5 * SECONDS,
             closeHandshakeTimeout=1 * SECONDS,
             failByDrop=False,
-            tcpNoDelay=True,
         )
-        self._ticker = LoopingCall(self._tick)
+        # withCount: a tick the loop missed is made up, so a busy process still
+        # delivers the plan's rate (the one-second backlog cap still bounds it).
+        self._ticker = LoopingCall.withCount(self._tick)
         self._ticker.clock = reactor
         self._reporter = LoopingCall(self._report)
         self._reporter.clock = reactor
+
+    def acceptableProtocols(self) -> list[bytes]:
+        return [b"http/1.1"]
 
     def startFactory(self) -> None:
         super().startFactory()
@@ -252,10 +266,10 @@ class PersonaFactory(WebSocketServerFactory):
                 loop.stop()
         super().stopFactory()
 
-    def _tick(self) -> None:
+    def _tick(self, ticks: int) -> None:
         now = self.reactor.seconds()
         for session in list(self.sessions):
-            session.tick(now)
+            session.tick(now, ticks)
 
     def _report(self) -> None:
         if self._send_to_parent is not None:

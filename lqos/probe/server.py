@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from lqos.ratelimit import TokenBucket
+from lqos.tcp import send_small_messages_at_once
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -59,6 +60,7 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
     """Echo each probe at once; close the connection of a client that misbehaves."""
 
     def onOpen(self) -> None:
+        send_small_messages_at_once(self.transport)
         clock = self.factory.reactor
         self._bucket = TokenBucket(PROBES_PER_SECOND, PROBE_BURST, clock.seconds())
         self._lifetime = clock.callLater(MAX_CONNECTION_LIFETIME, self._close, CLOSE_NORMAL, "lifetime")
@@ -122,7 +124,6 @@ def probe_factory(reactor) -> WebSocketServerFactory:
         maxMessagePayloadSize=MAX_PROBE_BYTES,
         openHandshakeTimeout=5 * SECONDS,
         closeHandshakeTimeout=1 * SECONDS,
-        tcpNoDelay=True,
         # Say why (1009 "message too big") instead of dropping the TCP connection.
         failByDrop=False,
     )

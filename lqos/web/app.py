@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from klein import Klein
+from twisted.logger import Logger
 from twisted.web.static import File
 
 from lqos import __version__
@@ -23,6 +24,7 @@ from lqos.household_grading import score_household
 from lqos.submission import (
     MAX_STREAMS,
     MAX_SUBMISSION_BYTES,
+    MIN_STREAMS,
     PROBE_INTERVAL_MS,
     PROBE_TIMEOUT_MS,
     SubmissionError,
@@ -34,6 +36,8 @@ from lqos.web.clientip import client_ip
 from lqos.web.responses import json_body, json_error, set_security_headers
 
 MAX_START_BODY_BYTES = 4096
+
+log = Logger()
 
 
 def default_web_root() -> Path:
@@ -142,6 +146,7 @@ class MainApp:
                 "probe_interval_ms": PROBE_INTERVAL_MS,
                 "probe_timeout_ms": PROBE_TIMEOUT_MS,
                 "max_streams": MAX_STREAMS,
+                "min_streams": MIN_STREAMS,
                 "max_submission_bytes": MAX_SUBMISSION_BYTES,
                 "upload_bytes_per_test": self._load.limits.upload_bytes_per_test,
             },
@@ -166,9 +171,18 @@ class MainApp:
             return json_error(request, refused.status, refused.reason)
         session.submitted = True
         record = self._record(request, session, submission)
-        await self._store.save(record)
+        answer = public_view(record)
+        try:
+            await self._store.save(record)
+        except Exception:
+            # A full disk or a read-only database must not cost the customer the
+            # result they just waited for: they get it, marked unstored (its
+            # share link will answer 404).
+            log.failure("storing the result of test {test_id} failed; answered it unstored",
+                        test_id=session.test_id)
+            answer["stored"] = False
         self._metrics.test_completed(record)
-        return json_body(request, public_view(record))
+        return json_body(request, answer)
 
     def _record(self, request, session: TestSession, submission) -> dict:
         if session.mode == "virtual_household":

@@ -36,9 +36,11 @@ def test_start_page_shows_the_configured_sponsor_and_one_start_button(sponsored_
     assert page.text_content("#sponsor").strip() == "Sponsor: Example Fibre | Springfield, IL"
     assert page.get_attribute("#sponsor a", "href") == "https://fibre.example/"
     assert page.is_visible("#start-button") and page.is_enabled("#start-button")
+    # The virtual household is offered next to it (tests/browser/test_household_page.py), single user is the default.
     household = page.locator("input[name='mode'][value='virtual_household']")
-    assert household.is_disabled()
-    assert "Coming soon" in page.text_content(".mode-option.is-disabled")
+    assert household.is_enabled() and not household.is_checked()
+    assert page.is_checked("input[name='mode'][value='single_user']")
+    assert page.is_hidden("#household-members")
     # Nothing is wider than a 360 px phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert errors == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import threading
 import time
 
@@ -11,7 +10,6 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from daemon import free_ports, start_daemon
 
 DEFAULT_PERSONAS = ["streaming", "gaming", "video", "updates"]
 
@@ -111,36 +109,6 @@ def test_two_households_get_the_same_rates(shared_daemon):
     expected = 2.5e6 / 8 * 2
     assert results["a"]["down_bytes"] == pytest.approx(expected, rel=0.1)
     assert results["b"]["down_bytes"] == pytest.approx(expected, rel=0.1)
-
-
-CLOUD_GAMING_PLUGIN = '''
-from lqos.grading import GradeThresholds
-from lqos.personas.model import Persona, PersonaScoring, TrafficPlan
-
-cloud_gaming = Persona(
-    name="cloud_gaming",
-    label="Priya, cloud gaming",
-    icon="☁️",
-    description="A game streamed from the cloud: 30 Mbit/s down at 60 frames/s.",
-    port={port},
-    traffic=TrafficPlan(down_mbps=30.0, up_mbps=0.5, tick_hz=60),
-    deadline_ms=150,
-    scoring=PersonaScoring(latency_thresholds=GradeThresholds(5, 15, 30, 60, 100)),
-)
-'''
-
-
-@pytest.fixture
-def daemon_with_fifth_persona(tmp_path):
-    """A daemon that finds an extra persona through the plugin path alone."""
-    plugins = tmp_path / "operator" / "lqos" / "plugins"
-    plugins.mkdir(parents=True)
-    (port,) = free_ports(1)
-    (plugins / "cloud_gaming.py").write_text(textwrap.dedent(CLOUD_GAMING_PLUGIN.format(port=port)))
-    daemon = start_daemon(tmp_path, env={"PYTHONPATH": str(tmp_path / "operator")})
-    daemon.child_ports["cloud_gaming"] = port
-    yield daemon
-    daemon.stop()
 
 
 def test_a_plugged_in_persona_is_listed_run_and_supervised(daemon_with_fifth_persona):

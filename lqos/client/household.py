@@ -1,0 +1,489 @@
+"""The virtual household from a terminal (DESIGN section 5), with Twisted and Autobahn.
+
+``POST /api/tests {"mode": "virtual_household"}`` answers the phases
+(``baseline``, ``load``) and every persona with its WebSocket ``url`` and
+plan.  This module opens one WebSocket per persona and plays the client's
+side of ``lqos.personas.protocol`` on each:
+
+* all through both phases, ``{"type": "ping", "seq", "t"}`` every 100 ms on
+  the test clock; RTT is measured when the ``pong`` arrives, a ping with no
+  pong within the persona's ``deadline_ms`` is lost (``null``, never a
+  made-up RTT), and each ping carries the phase it was *sent* in;
+* when ``load`` begins, ``{"type": "start", "seconds": S}`` to every
+  persona at once; then, until the load ends, ``up_bytes_per_tick`` binary
+  bytes every ``1 / tick_hz`` s (one ``LoopingCall`` per persona);
+* downstream binary bytes counted into 1 s windows of the load, every
+  ``ack`` kept as ``[t_ms, up_bytes]``, and for a bursty persona each
+  burst's time from its ``start`` marker to its ``end`` marker;
+* a connection that breaks before its ``done`` marks that persona
+  ``interrupted``; the others carry on.
+
+The pings stay on each persona's own connection, in this process's event
+loop, on purpose: the latency a persona reports is what that application's
+connection feels, including its own queue behind its own traffic (the
+LibreQoS design).  The single-user prober's child process exists because
+that loop moves gigabits; here only ``updates`` is bulk.  Measured on
+loopback (2 cores, ``updates`` reading 5-9.7 Gbit/s): this loop's lag
+(lateness of a 5 ms timer) goes from p99 0.4-0.8 ms idle to p99 1-3 ms;
+gaming RTT rises by 0.1-0.8 ms at p50 and 2-3 ms at p95, but a pinger in a
+separate process on the same gaming persona sees the same p95 rise, so the
+tail comes from the host's saturated cores, not from sharing this loop.  A
+child process would not remove it; capping the bulk read does
+(``max_bulk_mbps``, ``--max-mbps``: at 100 Mbit/s, gaming p95 +0.9 ms and
+the separate pinger flat).  It is not capped by default: on a real line
+``updates`` must fill the line to show its bufferbloat.
+
+Nothing here grades anything: the server scores the raw samples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+
+from lqos.client.http import ClientError, Http, describe_error
+from lqos.client.load import RateCeiling
+from lqos.client.probe import ProbeLog, next_probe_time, websocket_endpoint
+from lqos.client.runner import start_test
+from lqos.client.schedule import Schedule, TestClock
+from lqos.client.windows import WINDOW_MS
+from lqos.submission import MAX_PERSONA_DEADLINE_MS, PROBE_INTERVAL_MS
+from lqos.tcp import send_small_messages_at_once
+
+SECONDS = 1.0
+MODE = "virtual_household"
+PHASES = ("baseline", "load")
+ANSWER_KEYS = ("test_id", "token", "phases", "personas", "result_url")
+DOWN_WINDOW_MS = 1000.0
+CONNECT_TIMEOUT = 10 * SECONDS
+# After the load: the personas' last tick, their ``done``, the last pongs.
+DONE_SLACK_MS = 3000.0
+FINISH_POLL = 0.1 * SECONDS
+# Downstream messages are at most 64 KiB (lqos.personas.model); control messages far less.
+MAX_MESSAGE_BYTES = 256 * 1024
+UP_MESSAGE_BYTES = 64 * 1024
+MAX_UP_BYTES_PER_TICK = 4 * 1024 * 1024
+MAX_TICK_HZ = 1000.0
+
+
+# ------------------------------------------------------------------ pure parts
+
+
+class DownWindows:
+    """Downstream bytes per 1 s window of the load; ``start_ms`` on the test clock.
+
+    Window *k* covers ``[load_start + k s, load_start + (k+1) s)``; bytes
+    received before the load or after its last window belong to no window.
+    """
+
+    def __init__(self, load_start_ms: float, load_seconds: float, window_ms: float = DOWN_WINDOW_MS):
+        self.load_start_ms = load_start_ms
+        self.window_ms = window_ms
+        self.count = math.ceil(load_seconds * 1000.0 / window_ms)
+        self._bytes = [0] * self.count
+
+    def add(self, t_ms: float, byte_count: int) -> None:
+        index = math.floor((t_ms - self.load_start_ms) / self.window_ms)
+        if 0 <= index < self.count:
+            self._bytes[index] += byte_count
+
+    def rows(self) -> list[list]:
+        """``[start_ms, bytes]`` for every window of the load, empty windows included."""
+        return [[round(self.load_start_ms + index * self.window_ms, 3), byte_count]
+                for index, byte_count in enumerate(self._bytes)]
+
+
+class BurstTimer:
+    """Seconds from each burst's ``start`` marker to its ``end`` marker, as received."""
+
+    def __init__(self):
+        self._started: dict[int, float] = {}
+        self._seconds: dict[int, float] = {}
+
+    def marker(self, number: int, edge: str, t_ms: float) -> None:
+        if edge == "start":
+            self._started.setdefault(number, t_ms)
+        elif edge == "end" and number in self._started and number not in self._seconds:
+            self._seconds[number] = round(max(0.0, t_ms - self._started[number]) / 1000.0, 4)
+
+    def rows(self) -> list[list]:
+        """``[n, seconds]`` per burst that started; ``None`` for one whose end never came."""
+        return [[number, self._seconds.get(number)] for number in sorted(self._started)]
+
+
+@dataclass(frozen=True)
+class PersonaPlan:
+    """What the client needs of one persona in the server's answer."""
+
+    name: str
+    url: str
+    deadline_ms: float
+    tick_hz: float
+    up_bytes_per_tick: int
+    bulk: bool
+    bursty: bool
+
+    @classmethod
+    def from_answer(cls, entry: object) -> "PersonaPlan":
+        try:
+            traffic = entry["traffic"]
+            plan = cls(str(entry["name"]), str(entry["url"]), float(entry["deadline_ms"]),
+                       float(traffic["tick_hz"]), int(traffic["up_bytes_per_tick"]),
+                       traffic["down_mbps"] is None, traffic.get("burst_seconds") is not None)
+        except (KeyError, TypeError, ValueError):
+            raise ClientError("the server's household description has a malformed persona") from None
+        if not (0 < plan.deadline_ms <= MAX_PERSONA_DEADLINE_MS and 0 < plan.tick_hz <= MAX_TICK_HZ
+                and 0 <= plan.up_bytes_per_tick <= MAX_UP_BYTES_PER_TICK):
+            raise ClientError(f"the server's plan for persona {plan.name!r} is out of bounds")
+        return plan
+
+
+def persona_plans(answer: dict) -> list[PersonaPlan]:
+    entries = answer.get("personas")
+    if not isinstance(entries, list) or not entries:
+        raise ClientError("the server's household description lists no personas")
+    plans = [PersonaPlan.from_answer(entry) for entry in entries]
+    if len({plan.name for plan in plans}) != len(plans):
+        raise ClientError("the server's household description names a persona twice")
+    return plans
+
+
+def household_schedule(answer: dict) -> Schedule:
+    schedule = Schedule.from_phases(answer["phases"])
+    if tuple(span.name for span in schedule.spans) != PHASES:
+        raise ClientError(f"a household test has the phases {list(PHASES)}, the server answered "
+                          f"{[span.name for span in schedule.spans]}")
+    return schedule
+
+
+# ------------------------------------------------------------ one persona's side
+
+
+class PersonaMember:
+    """This household's connection to one persona: what it sends, what it records."""
+
+    def __init__(self, reactor, plan: PersonaPlan, schedule: Schedule, block: bytes):
+        self.plan = plan
+        self._reactor = reactor
+        self._clock = None
+        self._block = block
+        self._ceiling: RateCeiling | None = None
+        load = schedule.span("load")
+        self.pings = ProbeLog(timeout_ms=plan.deadline_ms)
+        self.down = DownWindows(load.start_ms, (load.end_ms - load.start_ms) / 1000.0)
+        self.up_acks: list[list] = []
+        self.bursts = BurstTimer()
+        self.interrupted = False
+        self.done = False
+        self.closed = False
+        self.protocol: WebSocketClientProtocol | None = None
+        self.on_change: Callable[[], None] = lambda: None
+        self._seq = 0
+        self._uploader = LoopingCall(self._send_up)
+        self._uploader.clock = reactor
+
+    def attach(self, clock, max_bulk_mbps: float | None = None) -> None:
+        """Start recording on *clock* (the test clock starts once every WebSocket is open);
+        a bulk persona's reads are capped at *max_bulk_mbps*, if given."""
+        self._clock = clock
+        if self.plan.bulk and max_bulk_mbps is not None:
+            per_window = int(max_bulk_mbps * 1e6 / 8 * WINDOW_MS / 1000.0)
+            self._ceiling = RateCeiling(self._reactor, clock, per_window)
+
+    @property
+    def live(self) -> bool:
+        """Open, and its load not yet over."""
+        return self.protocol is not None and not self.closed and not self.done
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to wait for: ended (done or broken) and no ping still in flight."""
+        return (self.done or self.closed) and self.pings.pending == 0
+
+    # --- sending ---
+
+    def ping(self, now_ms: float, phase: str) -> None:
+        if not self.live:
+            return
+        self._send_json({"type": "ping", "seq": self._seq, "t": round(now_ms, 3)})
+        self.pings.sent(self._seq, phase, now_ms)
+        self._seq += 1
+
+    def start_load(self, seconds: float) -> None:
+        if not self.live:
+            return
+        self._send_json({"type": "start", "seconds": seconds})
+        if self.plan.up_bytes_per_tick:
+            self._uploader.start(1.0 / self.plan.tick_hz, now=True)
+
+    def stop_load(self) -> None:
+        if self._uploader.running:
+            self._uploader.stop()
+
+    def _send_up(self) -> None:
+        if not self.live:
+            self.stop_load()
+            return
+        remaining = self.plan.up_bytes_per_tick
+        while remaining > 0:
+            size = min(remaining, len(self._block))
+            self.protocol.sendMessage(self._block[:size], isBinary=True)
+            remaining -= size
+
+    def _send_json(self, message: dict) -> None:
+        self.protocol.sendMessage(json.dumps(message, separators=(",", ":")).encode(), isBinary=False)
+
+    def expire(self, now_ms: float) -> None:
+        self.pings.expire(now_ms)
+
+    def close(self) -> None:
+        self.stop_load()
+        self.pings.expire_all()
+        if self.protocol is not None and not self.closed:
+            self.protocol.sendClose()
+
+    # --- receiving ---
+
+    def on_binary(self, size: int) -> None:
+        if self._clock is None:
+            return
+        self.down.add(self._clock.now_ms(), size)
+        if self._ceiling is not None:
+            self._ceiling.spend(size)
+            if not self._ceiling.allows():
+                transport = self.protocol.transport
+                transport.pauseProducing()
+                self._ceiling.wait(transport.resumeProducing)
+
+    def on_text(self, payload: bytes) -> None:
+        if self._clock is None:
+            return  # the hello, before the test clock starts
+        now = self._clock.now_ms()
+        try:
+            message = json.loads(payload)
+            kind = message.get("type")
+        except (ValueError, AttributeError):
+            return
+        if kind == "pong":
+            seq = message.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                self.pings.answered(seq, now)
+        elif kind == "ack":
+            t_ms, up_bytes = message.get("t_ms"), message.get("up_bytes")
+            if _is_number(t_ms) and isinstance(up_bytes, int) and not isinstance(up_bytes, bool):
+                self.up_acks.append([t_ms, up_bytes])
+        elif kind == "burst" and not self.done:  # an end after ``done`` is too late to count
+            number = message.get("n")
+            if isinstance(number, int) and not isinstance(number, bool):
+                self.bursts.marker(number, message.get("edge"), now)
+        elif kind == "done":
+            self.done = True
+            self.stop_load()
+        self.on_change()
+
+    def on_close(self) -> None:
+        self.closed = True
+        self.stop_load()
+        if not self.done:
+            self.interrupted = True
+            self.pings.expire_all()
+        if self._ceiling is not None:
+            self._ceiling.stop()
+        self.on_change()
+
+    def samples(self) -> dict:
+        """This persona's part of the submission (``lqos.submission``)."""
+        return {
+            "pings": self.pings.rows(),
+            "down": self.down.rows(),
+            "up_acks": self.up_acks,
+            "bursts": self.bursts.rows() if self.plan.bursty else [],
+            "interrupted": self.interrupted,
+        }
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class PersonaClientProtocol(WebSocketClientProtocol):
+    def onOpen(self) -> None:
+        # Pings share the connection with upstream traffic: Nagle must not hold them back.
+        send_small_messages_at_once(self.transport)
+        self.factory.opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        member = self.factory.member
+        if isBinary:
+            member.on_binary(len(payload))
+        else:
+            member.on_text(payload)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.closed(reason)
+
+
+class PersonaClientFactory(WebSocketClientFactory):
+    protocol = PersonaClientProtocol
+
+    def __init__(self, member: PersonaMember, reactor):
+        super().__init__(member.plan.url, reactor=reactor)
+        self.setProtocolOptions(openHandshakeTimeout=CONNECT_TIMEOUT, closeHandshakeTimeout=1.0,
+                                autoPingInterval=0, maxFramePayloadSize=MAX_MESSAGE_BYTES,
+                                maxMessagePayloadSize=MAX_MESSAGE_BYTES)
+        self.member = member
+        self.ready = defer.Deferred()
+
+    def opened(self, protocol: PersonaClientProtocol) -> None:
+        if self.ready.called:  # it opened after its time was up: not part of this test
+            protocol.sendClose()
+            return
+        self.member.protocol = protocol
+        self.ready.callback(protocol)
+
+    def closed(self, reason: str | None) -> None:
+        if not self.ready.called:
+            self.ready.errback(ClientError(f"the {self.member.plan.name} persona's WebSocket did not open "
+                                           f"({reason or 'refused'})"))
+        elif self.member.protocol is not None:
+            self.member.on_close()
+
+
+async def open_member(reactor, member: PersonaMember, cafile: str | None) -> None:
+    factory = PersonaClientFactory(member, reactor)
+    await websocket_endpoint(reactor, member.plan.url, cafile).connect(factory)
+    await factory.ready
+
+
+# --------------------------------------------------------- the household's run
+
+
+class HouseholdRun:
+    """Drives every member on one test clock: pings on the 100 ms grid, the load
+    at once for all, then waits (bounded) for every ``done`` and last pong."""
+
+    def __init__(self, reactor, members: list[PersonaMember], clock, schedule: Schedule):
+        self._reactor = reactor
+        self._members = members
+        self._clock = clock
+        self._schedule = schedule
+        load = schedule.span("load")
+        self._load = load
+        self._give_up_ms = load.end_ms + max(m.plan.deadline_ms for m in members) + DONE_SLACK_MS
+        self._timers: list = []
+        self._ping_timer = None
+        self._poll = LoopingCall(self._check)
+        self._poll.clock = reactor
+        self.finished = defer.Deferred()
+        for member in members:
+            member.on_change = self._on_change
+
+    def start(self) -> defer.Deferred:
+        now = self._clock.now_ms()
+        self._timers = [self._reactor.callLater(max(0.0, (self._load.start_ms - now) / 1000.0), self._start_load),
+                        self._reactor.callLater(max(0.0, (self._load.end_ms - now) / 1000.0), self._end_load)]
+        self._ping()
+        return self.finished
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        now = self._clock.now_ms()
+        phase = self._schedule.phase_at(now)
+        if phase is None:
+            return
+        for member in self._members:
+            member.expire(now)
+            member.ping(now, phase)
+        delay = (next_probe_time(self._clock.now_ms(), PROBE_INTERVAL_MS) - self._clock.now_ms()) / 1000.0
+        self._ping_timer = self._reactor.callLater(max(0.0, delay), self._ping)
+
+    def _start_load(self) -> None:
+        seconds = (self._load.end_ms - self._load.start_ms) / 1000.0
+        for member in self._members:
+            member.start_load(seconds)
+
+    def _end_load(self) -> None:
+        for member in self._members:
+            member.stop_load()
+        self._poll.start(FINISH_POLL, now=True)
+
+    def _on_change(self) -> None:
+        if self._poll.running:
+            self._check()
+
+    def _check(self) -> None:
+        now = self._clock.now_ms()
+        for member in self._members:
+            member.expire(now)
+        if now >= self._give_up_ms:
+            for member in self._members:
+                if not (member.done or member.closed):
+                    member.interrupted = True  # its session never said it finished
+        if all(member.finished for member in self._members) or now >= self._give_up_ms:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.finished.called:
+            return
+        self.stop()
+        self.finished.callback(None)
+
+    def stop(self) -> None:
+        for timer in [*self._timers, self._ping_timer]:
+            if timer is not None and timer.active():
+                timer.cancel()
+        if self._poll.running:
+            self._poll.stop()
+        for member in self._members:
+            member.close()
+
+
+def submission(token: str, members: list[PersonaMember]) -> dict:
+    """The raw samples in the format of ``lqos.submission.parse_household_submission``."""
+    return {"token": token, "personas": {member.plan.name: member.samples() for member in members}}
+
+
+async def run_household(reactor, answer: dict, cafile: str | None = None, max_bulk_mbps: float | None = None,
+                        on_start: Callable[[float], None] | None = None, clock_factory=TestClock) -> dict:
+    """Open every persona's WebSocket, run the schedule, return the submission.
+
+    A persona whose WebSocket will not open is interrupted from the start;
+    when none opens the test fails.  *max_bulk_mbps* caps what a bulk
+    persona's connection reads (the others are never capped).
+    """
+    schedule = household_schedule(answer)
+    block = os.urandom(UP_MESSAGE_BYTES)
+    members = [PersonaMember(reactor, plan, schedule, block) for plan in persona_plans(answer)]
+    opened = await defer.DeferredList(
+        [defer.ensureDeferred(open_member(reactor, m, cafile)).addTimeout(CONNECT_TIMEOUT * 2, reactor)
+         for m in members], consumeErrors=True)
+    failures = [outcome for ok, outcome in opened if not ok]
+    if len(failures) == len(members):
+        raise ClientError(f"no persona's WebSocket opened: {describe_error(failures[0].value)}")
+    for member, (ok, _) in zip(members, opened):
+        if not ok:
+            member.interrupted = member.closed = True
+    clock = clock_factory()
+    for member in members:
+        member.attach(clock, max_bulk_mbps)
+    if on_start is not None:
+        on_start(time.time() - clock.now_ms() / 1000.0)
+    run = HouseholdRun(reactor, members, clock, schedule)
+    try:
+        await run.start()
+    finally:
+        run.stop()
+    return submission(answer["token"], members)
+
+
+async def start_household(http: Http, base_url: str, schedule: str) -> dict:
+    """``POST /api/tests {"mode": "virtual_household"}``: phases, personas, token, result URL."""
+    return await start_test(http, base_url, schedule, mode=MODE, required=ANSWER_KEYS)

@@ -1,0 +1,206 @@
+"""Kernel socket options, reached through any stack of wrapping transports (TLS over TCP),
+and the bounds on how many connections a port holds and how slowly they may speak."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from typing import Callable
+
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+log = Logger()
+
+# Linux's value; Python has the name only where the platform defines it.
+TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+MAX_WRAPPING_DEPTH = 4
+
+
+def tcp_socket(transport) -> socket.socket | None:
+    """The TCP socket under *transport*, which may be TLS wrapping TCP."""
+    for _ in range(MAX_WRAPPING_DEPTH):
+        candidate = getattr(transport, "socket", None)
+        if isinstance(candidate, socket.socket):
+            return candidate
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+def limit_unsent_bytes(transport, unsent_bytes: int) -> bool:
+    """Let the kernel queue at most about *unsent_bytes* not yet sent on this connection.
+
+    With ``TCP_NOTSENT_LOWAT`` the socket polls writable only while less than
+    that is unsent, so Twisted's producer pauses track the network's progress
+    instead of a multi-megabyte kernel buffer.  Returns False where the
+    option is unavailable; the stream still works, with more buffering.
+    """
+    sock = tcp_socket(transport)
+    if sock is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_NOTSENT_LOWAT, unsent_bytes)
+    except OSError as error:
+        log.debug("TCP_NOTSENT_LOWAT not set: {error}", error=error)
+        return False
+    return True
+
+
+def send_small_messages_at_once(transport) -> bool:
+    """Turn Nagle's algorithm off (``TCP_NODELAY``) on a latency-measuring connection.
+
+    With Nagle on, a probe written while the previous one is unacknowledged
+    waits for that acknowledgement; on a loaded link the acknowledgement sits
+    in the full queue, and the wait is added to the next probe's round trip
+    (measured here: +70 to +130 ms on a 300 ms FIFO).  Autobahn's own
+    ``tcpNoDelay`` option never takes effect (its ``connectionMade`` reads the
+    option before copying it from the factory, and swallows the error), so
+    every protocol that measures latency calls this itself.
+    """
+    sock = tcp_socket(transport)
+    if sock is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as error:
+        log.debug("TCP_NODELAY not set: {error}", error=error)
+        return False
+    return True
+
+
+# --- bounds on connections (DESIGN 10), for any port that serves HTTP ---
+
+
+def connection_guard(transport) -> "ConnectionGuard | None":
+    """The ``ConnectionGuard`` under *transport* (directly, or under TLS), if the port has one."""
+    for _ in range(MAX_WRAPPING_DEPTH):
+        if transport is None or isinstance(transport, ConnectionGuard):
+            return transport
+        transport = transport.__dict__.get("transport") if hasattr(transport, "__dict__") else None
+    return None
+
+
+class ConnectionGuard(ProtocolWrapper):
+    """One counted connection, held to a deadline for each request's line and headers.
+
+    The deadline runs from the connection's opening, and again from the end of
+    each response; the HTTP request (``LoadAwareRequest``) calls
+    ``request_head_received`` when its headers are in and ``response_done``
+    when it ends.  A WebSocket upgrade never ends its request, so an upgraded
+    connection is left to the WebSocket protocol's own timeouts.
+    """
+
+    _head_call = None
+    _closed = False
+    _in_flight = 0
+
+    def __init__(self, factory: "ConnectionLimits", wrapped, host: str):
+        super().__init__(factory, wrapped)
+        self.host = host
+
+    def makeConnection(self, transport) -> None:
+        super().makeConnection(transport)
+        self._arm()
+
+    def request_head_received(self) -> None:
+        self._in_flight += 1
+        self._cancel()
+
+    def response_done(self) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        if not self._in_flight:
+            self._arm()
+
+    def connectionLost(self, reason) -> None:
+        self._closed = True
+        self._cancel()
+        super().connectionLost(reason)
+
+    def _arm(self) -> None:
+        if self._closed or self._head_call is not None:
+            return
+        self._head_call = self.factory.clock.callLater(self.factory.head_seconds, self._head_too_slow)
+
+    def _cancel(self) -> None:
+        if self._head_call is not None:
+            if self._head_call.active():
+                self._head_call.cancel()
+            self._head_call = None
+
+    def _head_too_slow(self) -> None:
+        self._head_call = None
+        self.factory.head_timeouts += 1
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+
+class _Refusal(Protocol):
+    """A connection beyond the limits: a 503 with a JSON reason, then the close."""
+
+    def __init__(self, reason: str):
+        self._reason = reason
+
+    def connectionMade(self) -> None:
+        payload = json.dumps({"error": self._reason}).encode() + b"\n"
+        self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                             b"Retry-After: 10\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(payload), payload))
+        self.transport.loseConnection()
+
+
+class ConnectionLimits(WrappingFactory):
+    """Wrap a site's factory: at most *per_ip* connections per client address
+    (addresses for which *exempt* says True, such as trusted proxies, have no
+    per-address bound) and *total* in all; each held to ``ConnectionGuard``'s
+    request-head deadline of *head_seconds*.
+
+    Refusals are logged at most once per ``LOG_EVERY`` seconds, with a count.
+    """
+
+    LOG_EVERY = 10.0
+
+    def __init__(self, wrapped, clock, per_ip: int, total: int, head_seconds: float,
+                 exempt: Callable[[str], bool] = lambda host: False):
+        super().__init__(wrapped)
+        self.clock = clock
+        self.per_ip = per_ip
+        self.total = total
+        self.head_seconds = head_seconds
+        self._exempt = exempt
+        self.open_by_ip: Counter = Counter()
+        self.open_total = 0
+        self.refused = 0
+        self.head_timeouts = 0
+        self._unlogged = 0
+        self._logged_at = float("-inf")
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", str(addr))
+        if self.open_total >= self.total:
+            return self._refuse(host, "the server has as many connections as it can take")
+        if self.open_by_ip[host] >= self.per_ip and not self._exempt(host):
+            return self._refuse(host, "too many connections from this address")
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        return None if wrapped is None else ConnectionGuard(self, wrapped, host)
+
+    def registerProtocol(self, protocol: ConnectionGuard) -> None:
+        self.open_total += 1
+        self.open_by_ip[protocol.host] += 1
+
+    def unregisterProtocol(self, protocol: ConnectionGuard) -> None:
+        self.open_total -= 1
+        self.open_by_ip[protocol.host] -= 1
+        if self.open_by_ip[protocol.host] <= 0:
+            del self.open_by_ip[protocol.host]
+
+    def _refuse(self, host: str, reason: str) -> _Refusal:
+        self.refused += 1
+        self._unlogged += 1
+        now = self.clock.seconds()
+        if now - self._logged_at >= self.LOG_EVERY:
+            log.warn("refused {count} connection(s) (latest from {host}): {reason}; open: {open}",
+                     count=self._unlogged, host=host, reason=reason, open=self.open_total)
+            self._logged_at, self._unlogged = now, 0
+        return _Refusal(reason)

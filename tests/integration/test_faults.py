@@ -1,0 +1,119 @@
+"""Faults injected into a real daemon: a child killed or frozen, the disk gone bad.
+
+(A hanging webhook receiver is covered by test_telemetry_webhook.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon import start_daemon, wait_until
+from test_sessions_api import path_of, plausible_samples
+
+CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
+HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
+
+
+def run_cli(daemon, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), daemon.url, "--short", "--json"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def children(daemon) -> dict[str, dict]:
+    status, body = daemon.health()
+    return {child["role"]: child for child in body["children"]}
+
+
+def submit_one(daemon) -> tuple[int, dict]:
+    status, started = daemon.post_json("/api/tests", {"schedule": "short"})
+    assert status == 201
+    return daemon.post_json(path_of(started["result_url"]), plausible_samples(started["token"]))
+
+
+def test_probe_killed_mid_test_fails_that_test_cleanly_and_the_next_completes(daemon):
+    old_pid = daemon.child_pids()["probe"]
+    cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # into the download phases
+    os.kill(old_pid, signal.SIGKILL)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 1 and out == ""
+    assert err.startswith("lqos-bufferbloat-test: error: ") and err.count("\n") == 1, err
+    assert wait_until(lambda: daemon.health()[0] == 200, timeout=10)
+    assert children(daemon)["probe"]["pid"] != old_pid and children(daemon)["probe"]["restarts"] == 1
+    again = run_cli(daemon)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["result"]["overall"]["grade"]
+
+
+def test_frozen_persona_is_reported_and_single_user_tests_go_on(daemon):
+    pids = daemon.child_pids()
+    os.kill(pids["streaming"], signal.SIGSTOP)
+    try:
+        cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        honest = wait_until(lambda: daemon.health()[0] == 503, timeout=8)
+        assert honest and time.monotonic() - started < 8
+        assert children(daemon)["streaming"]["state"] == "unresponsive"
+        assert children(daemon)["probe"]["state"] == "running"
+        assert submit_one(daemon)[0] == 200
+        time.sleep(max(0.0, 10 - (time.monotonic() - started)))
+    finally:
+        os.kill(pids["streaming"], signal.SIGCONT)
+    assert wait_until(lambda: daemon.health()[0] == 200, timeout=5)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert json.loads(out)["result"]["overall"]["grade"]
+    assert daemon.child_pids() == pids  # frozen is not dead: nothing was restarted
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MiB tmpfs as the data directory of a daemon in tmp_path/"daemon" (needs root)."""
+    mount_point = tmp_path / "daemon" / "var"  # where start_daemon puts the data; its log stays outside
+    mount_point.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Write until the disk is full (root ignores file modes, so chmod 0444 would prove nothing)."""
+    filler = directory / "filler"
+    try:
+        with open(filler, "wb", buffering=0) as handle:
+            while True:
+                handle.write(b"\0" * 65536)
+    except OSError:
+        pass
+    return filler
+
+
+def test_full_disk_still_answers_the_result_and_is_logged(tmp_path, tiny_disk):
+    daemon = start_daemon(tiny_disk.parent, config_text=HIGH_LIMITS)
+    try:
+        assert submit_one(daemon)[0] == 200  # the database works, and holds a WAL
+        filler = fill(tiny_disk)
+        status, result = submit_one(daemon)
+        assert status == 200
+        assert result["result"]["overall"]["grade"] and result["stored"] is False
+        assert "storing the result of test" in daemon.log()
+        assert daemon.health()[0] == 200
+        filler.unlink()
+        status, result = submit_one(daemon)  # space again: results are stored again
+        assert status == 200 and "stored" not in result
+        assert daemon.get_json_accepting(f"/r/{result['share_id']}")[0] == 200
+    finally:
+        daemon.stop()

@@ -1,0 +1,314 @@
+"""The household client's pure parts and its driver on a fake clock: windows, bursts,
+pings, the load, interruptions, the submission, and the readable report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet import task
+
+from lqos.client.household import (BurstTimer, DownWindows, HouseholdRun, PersonaMember, PersonaPlan,
+                                   household_schedule, persona_plans, submission)
+from lqos.client.household_report import render_household
+from lqos.client.http import ClientError
+from lqos.household_grading import PersonaSamples, score_household
+from lqos.plugins.lqos_household import gaming, streaming, updates, video_call
+from lqos.submission import parse_household_submission
+
+SCHEDULE = household_schedule({"phases": [{"name": "baseline", "seconds": 1}, {"name": "load", "seconds": 2}]})
+
+
+# --- 1 s windows of the load ---
+
+def test_down_windows_start_at_the_load_and_keep_empty_windows():
+    windows = DownWindows(load_start_ms=2000.0, load_seconds=3)
+    windows.add(1999.9, 500)  # before the load: no window
+    windows.add(2000.0, 10)
+    windows.add(2999.999, 5)
+    windows.add(3000.0, 7)
+    windows.add(5000.0, 900)  # after the last window
+    assert windows.rows() == [[2000.0, 15], [3000.0, 7], [4000.0, 0]]
+
+
+@given(st.lists(st.tuples(st.floats(0, 9_999.999), st.integers(0, 10**6)), max_size=50))
+def test_every_byte_of_the_load_lands_in_exactly_one_window(arrivals):
+    windows = DownWindows(load_start_ms=2000.0, load_seconds=8)
+    for t_ms, size in arrivals:
+        windows.add(t_ms, size)
+    rows = windows.rows()
+    assert [start for start, _ in rows] == [2000.0 + 1000 * k for k in range(8)]
+    assert sum(size for _, size in rows) == sum(size for t, size in arrivals if 2000 <= t < 10_000)
+
+
+def test_a_load_of_fractional_seconds_has_a_last_partial_window():
+    assert len(DownWindows(0.0, 2.5).rows()) == 3
+
+
+# --- bursts ---
+
+def test_burst_time_runs_from_its_start_marker_to_its_end_marker():
+    bursts = BurstTimer()
+    bursts.marker(0, "start", 2010.0)
+    bursts.marker(0, "end", 3030.5)
+    bursts.marker(1, "start", 7010.0)  # its end never came
+    assert bursts.rows() == [[0, 1.0205], [1, None]]
+
+
+def test_stray_and_repeated_burst_markers_change_nothing():
+    bursts = BurstTimer()
+    bursts.marker(3, "end", 100.0)  # an end without a start
+    bursts.marker(0, "start", 0.0)
+    bursts.marker(0, "start", 500.0)  # a repeated start keeps the first
+    bursts.marker(0, "end", 1000.0)
+    bursts.marker(0, "end", 4000.0)  # a repeated end keeps the first
+    bursts.marker(1, "middle", 10.0)
+    assert bursts.rows() == [[0, 1.0]]
+
+
+# --- the server's answer ---
+
+def _entry(persona, url="ws://127.0.0.1:1/ws/virtual-household/t?token=k"):
+    return dict(persona.profile(), url=url)
+
+
+def test_plans_come_from_the_servers_answer():
+    plans = persona_plans({"personas": [_entry(p) for p in (streaming, gaming, updates)]})
+    assert [(p.name, p.bulk, p.bursty, p.tick_hz, p.up_bytes_per_tick) for p in plans] == [
+        ("streaming", False, True, 50, 250), ("gaming", False, False, 60, 1563), ("updates", True, False, 20, 12500)]
+
+
+@pytest.mark.parametrize("change", [
+    {"deadline_ms": 0}, {"deadline_ms": 60_000}, {"traffic": {"tick_hz": 0}}, {"name": None, "url": None},
+])
+def test_a_malformed_or_unbounded_persona_is_refused(change):
+    entry = _entry(gaming)
+    if "traffic" in change:
+        entry["traffic"] = dict(entry["traffic"], **change["traffic"])
+    else:
+        entry.update(change)
+        if change.get("url", "") is None:
+            del entry["url"]
+    with pytest.raises(ClientError):
+        persona_plans({"personas": [entry]})
+
+
+def test_a_household_needs_its_two_phases_and_distinct_personas():
+    with pytest.raises(ClientError, match="baseline"):
+        household_schedule({"phases": [["download", 3]]})
+    with pytest.raises(ClientError, match="twice"):
+        persona_plans({"personas": [_entry(gaming), _entry(gaming)]})
+    with pytest.raises(ClientError, match="no personas"):
+        persona_plans({"personas": []})
+
+
+# --- the driver, on a fake clock ---
+
+class FakeClock:
+    def __init__(self, reactor: task.Clock):
+        self._reactor = reactor
+
+    def now_ms(self) -> float:
+        return self._reactor.seconds() * 1000.0
+
+
+class FakeTransport:
+    def __init__(self):
+        self.paused = 0
+
+    def pauseProducing(self):
+        self.paused += 1
+
+    def resumeProducing(self):
+        pass
+
+
+class FakeConnection:
+    """Collects what a member sends; ``texts`` decoded, ``binary`` as sizes."""
+
+    def __init__(self):
+        self.texts: list[dict] = []
+        self.binary: list[tuple[float, int]] = []
+        self.closed = False
+        self.transport = FakeTransport()
+        self.reactor = None
+
+    def sendMessage(self, payload: bytes, isBinary: bool = False):
+        if isBinary:
+            self.binary.append((self.reactor.seconds(), len(payload)))
+        else:
+            self.texts.append(json.loads(payload))
+
+    def sendClose(self):
+        self.closed = True
+
+
+def _member(reactor, persona, clock, max_bulk_mbps=None) -> tuple[PersonaMember, FakeConnection]:
+    member = PersonaMember(reactor, PersonaPlan.from_answer(_entry(persona)), SCHEDULE, b"x" * 65536)
+    connection = FakeConnection()
+    connection.reactor = reactor
+    member.protocol = connection
+    member.attach(clock, max_bulk_mbps)
+    return member, connection
+
+
+def _pongs(member: PersonaMember, connection: FakeConnection, answered: set, skip=(), older_than_ms=0.0):
+    """Answer every ping sent at least *older_than_ms* ago and not yet answered (except *skip*)."""
+    now = connection.reactor.seconds() * 1000.0
+    for message in connection.texts:
+        if message["type"] != "ping" or now - message["t"] < older_than_ms - 1e-6:
+            continue
+        if message["seq"] not in answered and message["seq"] not in skip:
+            answered.add(message["seq"])
+            member.on_text(json.dumps({"type": "pong", "seq": message["seq"], "t": message["t"]}).encode())
+
+
+def _household(personas):
+    reactor = task.Clock()
+    clock = FakeClock(reactor)
+    pairs = [_member(reactor, persona, clock) for persona in personas]
+    run = HouseholdRun(reactor, [member for member, _ in pairs], clock, SCHEDULE)
+    return reactor, pairs, run
+
+
+def test_pings_the_load_and_the_upstream_ticks_follow_the_schedule():
+    reactor, [(member, connection)], run = _household([gaming])
+    finished = run.start()
+    answered: set = set()
+    while reactor.seconds() < 3.0:
+        reactor.advance(0.004)
+        _pongs(member, connection, answered, skip={3}, older_than_ms=4.0)  # each pong 4 ms after its ping
+    member.on_text(b'{"type":"ack","t_ms":2000,"up_bytes":187560}')
+    member.on_text(b'{"type":"done","down_bytes":1,"dropped_bytes":0}')
+    reactor.advance(0.3)  # past gaming's 250 ms deadline for the last pings
+    assert finished.called
+
+    rows = member.pings.rows()
+    assert [row[1] for row in rows] == ["baseline"] * 10 + ["load"] * 20
+    assert [row[2] for row in rows] == pytest.approx([100.0 * i for i in range(30)])
+    assert rows[3][3] is None  # never answered: lost, no made-up RTT
+    assert all(row[3] == pytest.approx(4.0) for i, row in enumerate(rows) if i != 3)
+    starts = [m for m in connection.texts if m["type"] == "start"]
+    assert starts == [{"type": "start", "seconds": 2.0}]
+    # 60 Hz for the 2 s of the load, from its first instant, never outside it
+    times = [t for t, _ in connection.binary]
+    assert len(times) == pytest.approx(120, abs=1)
+    assert min(times) == pytest.approx(1.0, abs=0.005) and max(times) < 3.0
+    assert {size for _, size in connection.binary} == {gaming.traffic.up_bytes_per_tick()}
+    assert member.samples()["up_acks"] == [[2000, 187560]]
+    assert connection.closed
+
+
+def test_a_pong_later_than_the_deadline_is_a_loss():
+    reactor, [(member, connection)], run = _household([gaming])
+    run.start()
+    reactor.pump([0.1] * 3)  # seq 0..3 sent; seq 0 is 300 ms old: past gaming's 250 ms
+    member.on_text(b'{"type":"pong","seq":0,"t":0}')
+    member.on_text(b'{"type":"pong","seq":2,"t":200}')
+    rows = member.pings.rows()
+    assert rows[0][3] is None and rows[2][3] == pytest.approx(100.0)
+    run.stop()
+
+
+def test_a_broken_connection_interrupts_only_its_persona():
+    reactor, [(gamer, gamer_connection), (video, video_connection)], run = _household([gaming, video_call])
+    finished = run.start()
+    answered: dict = {id(gamer): set(), id(video): set()}
+    while reactor.seconds() < 1.5:
+        reactor.advance(0.01)
+        for member, connection in ((gamer, gamer_connection), (video, video_connection)):
+            _pongs(member, connection, answered[id(member)])
+    video.on_close()  # the persona's process died mid-load
+    sent_before = len(video_connection.texts)
+    while reactor.seconds() < 3.0:
+        reactor.advance(0.01)
+        _pongs(gamer, gamer_connection, answered[id(gamer)])
+    gamer.on_text(b'{"type":"done"}')
+    reactor.advance(0.3)
+    assert finished.called
+    assert len(video_connection.texts) == sent_before  # nothing more to the broken one
+    body = submission("tok", [gamer, video])
+    assert body["personas"]["video"]["interrupted"] is True
+    assert body["personas"]["gaming"]["interrupted"] is False
+    assert len(body["personas"]["gaming"]["pings"]) == 30
+    assert all(row[3] is not None for row in body["personas"]["gaming"]["pings"])
+
+
+def test_a_persona_that_never_says_done_is_interrupted_once_the_wait_is_over():
+    reactor, [(member, connection)], run = _household([gaming])
+    finished = run.start()
+    reactor.advance(3.0 + 0.25 + 2.9)
+    assert not finished.called
+    reactor.advance(0.2)  # load end + deadline + DONE_SLACK_MS
+    assert finished.called and member.interrupted
+
+
+def test_the_bulk_cap_pauses_only_the_bulk_persona():
+    reactor = task.Clock()
+    clock = FakeClock(reactor)
+    bulk, bulk_connection = _member(reactor, updates, clock, max_bulk_mbps=8)
+    gamer, gamer_connection = _member(reactor, gaming, clock, max_bulk_mbps=8)
+    for _ in range(10):
+        bulk.on_binary(65536)  # 8 Mbit/s is 250 kB per 250 ms window
+        gamer.on_binary(65536)
+    assert bulk_connection.transport.paused >= 1
+    assert gamer_connection.transport.paused == 0
+
+
+def test_the_submission_is_what_the_server_parses():
+    reactor, pairs, run = _household([streaming, gaming])
+    run.start()
+    (stream, stream_connection), (gamer, gamer_connection) = pairs
+    reactor.advance(1.0)
+    stream.on_text(b'{"type":"burst","n":0,"edge":"start","bytes":3125000}')
+    stream.on_binary(65536)
+    reactor.advance(1.0)
+    stream.on_text(b'{"type":"burst","n":0,"edge":"end"}')
+    reactor.advance(1.0)
+    for member in (stream, gamer):
+        member.on_text(b'{"type":"ack","t_ms":2000,"up_bytes":5}')
+        member.on_text(b'{"type":"done"}')
+    reactor.advance(2.5)
+    body = submission("tok", [stream, gamer])
+    assert body["personas"]["streaming"]["bursts"] == [[0, 1.0]]
+    assert body["personas"]["streaming"]["down"] == [[1000.0, 65536], [2000.0, 0]]
+    assert body["personas"]["gaming"]["bursts"] == []
+    parsed = parse_household_submission(json.dumps(body).encode(), 3.0, ("streaming", "gaming"))
+    assert parsed.personas["streaming"].bursts == ((0, 1.0),)
+
+
+# --- the readable report ---
+
+def _samples(baseline_ms, load_ms, down_mbps, bursts=(), interrupted=False):
+    window = int(down_mbps * 1e6 / 8)
+    return PersonaSamples(
+        pings=tuple([(i, "baseline", i * 100.0, baseline_ms) for i in range(20)]
+                    + [(20 + i, "load", 2000 + i * 100.0, load_ms) for i in range(80)]),
+        down_windows=tuple((2000 + k * 1000.0, window) for k in range(8)),
+        up_acks=(), bursts=tuple(bursts), interrupted=interrupted)
+
+
+def test_report_shows_the_household_grade_who_set_it_and_every_persona():
+    personas = {p.name: p for p in (streaming, gaming, video_call, updates)}
+    result = score_household(personas, {
+        "streaming": _samples(10, 12, 5, bursts=[(0, 1.02), (1, 1.4)]),
+        "gaming": _samples(10, 190, 1.5),
+        "video": _samples(10, 11, 2.5, interrupted=True),
+        "updates": _samples(10, 40, 812),
+    })
+    text = render_household({"result": result, "share_id": "abc"}, "https://test.example")
+    lines = text.splitlines()
+    assert lines[0] == "Household Grade: F  (set by gaming: +180 ms at p95 while the household was busy)"
+    assert lines[1].startswith("Network fairness (Jain's index") and "1.00 over 2 personas" in lines[1]
+    gaming_row = next(line for line in lines if line.startswith("  gaming "))
+    assert "F" in gaming_row and "+180.00 ms" in gaming_row and "0.0%" in gaming_row
+    assert "1.5 Mbit/s / 1.5 Mbit/s" in gaming_row
+    streaming_row = next(line for line in lines if line.startswith("  streaming "))
+    assert "2 of 2 completed, median 1.21 s, slowest 1.40 s" in streaming_row
+    assert "interrupted" in next(line for line in lines if line.startswith("  video "))
+    assert "812.0 Mbit/s / 50.0 Mbit/s" in next(line for line in lines if line.startswith("  updates "))
+    assert "  gaming (Alex, competitive gaming): +180 ms at p95 while the household was busy" in lines
+    assert "Interrupted (not graded): video" in lines
+    assert lines[-1] == "Share: https://test.example/r/abc"

@@ -1,0 +1,400 @@
+// One member of the virtual household: its own WebSocket to its persona port,
+// its latency pings, its upstream traffic, and what arrives downstream.
+// Runs in a Web Worker of its own (household-worker.js) so that another
+// member's bulk download cannot delay this member's pings or their replies;
+// it has no DOM and no page state, so it runs on the main thread just as well
+// (bench/household_browser_rtt.py compares the two).
+//
+// The wire format is lqos/personas/protocol.py's:
+//   -> {"type":"ping","seq","t"}  every 100 ms from the test start, t = ms since the start
+//   <- {"type":"pong","seq","t"}  RTT = now - send time; no pong within the persona's
+//                                 deadline_ms: null (lost), never a made-up RTT
+//   -> {"type":"start","seconds"} once, when the baseline ends
+//   -> binary                     upstream, traffic.up_bytes_per_tick every 1000/tick_hz ms
+//   <- {"type":"ack","t_ms","up_bytes"}      recorded as [t_ms, up_bytes]
+//   <- {"type":"burst","n","edge"}           a burst takes start marker -> end marker
+//   <- binary                                downstream, counted into 1 s windows of the load
+//   <- {"type":"done"}                       the load is over
+//
+// Clock: ms since the test start, which the page gives as an absolute time
+// (performance.timeOrigin + performance.now() of the page) so any realm can use it.
+//
+// Reports (the `report` callback, postMessage'd by the worker):
+//   {type: "ready", name}                        hello received: the member is connected
+//   {type: "failed", name, message}              it could not connect
+//   {type: "live", name, state, ...figures}      four times a second while running
+//   {type: "finished", name, samples}            samples as the result submission wants them
+
+export const PING_INTERVAL_MS = 100;
+const LIVE_INTERVAL_MS = 250;
+const SWEEP_INTERVAL_MS = 25;
+const WINDOW_MS = 1000;
+// Upstream: skip a tick while more than this much of the plan waits in the socket.
+const UPSTREAM_BUFFER_SECONDS = 1;
+// After a stalled timer, ticks older than this are dropped, as a real-time app drops stale frames.
+const UPSTREAM_CATCH_UP_SECONDS = 0.25;
+// How long after the end of the load a missing "done" is waited for.
+const DONE_GRACE_MS = 5000;
+const RATE_SPAN_MS = 1000;
+
+const round3 = (value) => Math.round(value * 1000) / 1000;
+
+function randomBytes(size) {
+  const bytes = new Uint8Array(size);
+  for (let offset = 0; offset < size; offset += 65536) {
+    crypto.getRandomValues(bytes.subarray(offset, Math.min(size, offset + 65536)));
+  }
+  return bytes;
+}
+
+export class PersonaConnection {
+  constructor(persona, report) {
+    this.persona = persona;
+    this.name = persona.name;
+    this.report = report;
+    this.traffic = persona.traffic || {};
+    this.deadlineMs = persona.deadline_ms || 2000;
+    this.state = "connecting";
+    this.socket = null;
+    this.timers = new Set();
+    this.stopped = false;
+    // The test clock, on this realm's performance.now().
+    this.startAt = null;
+    this.baselineMs = 0;
+    this.loadMs = 0;
+    this.loadStartMs = null;    // test time the start message was sent
+    this.endedAtMs = null;      // test time of done or of the drop
+    // Samples.
+    this.seq = 0;
+    this.inFlight = new Map();  // seq -> [phase, sentAt (this realm's clock)]
+    this.pings = [];            // [seq, phase, sent_ms, rtt_ms | null]
+    this.windowBytes = [];      // bytes received in 1 s window k of the load
+    this.acks = [];             // [t_ms, up_bytes], as the server said
+    this.bursts = new Map();    // n -> {startedAt, seconds}
+    this.done = false;
+    this.interrupted = false;
+    this.reason = "";
+    // Live figures.
+    this.downTotal = 0;
+    this.rateHistory = [];      // [test ms, downTotal] at each live report
+    this.newRtts = [];          // [sent_ms, rtt | null] since the last live report
+    this.lastRtt = null;
+    this.upSentTicks = 0;
+    this.upSkippedTicks = 0;
+    this.upPayload = null;
+  }
+
+  now() {
+    return performance.now() - this.startAt;
+  }
+
+  later(fn, delay) {
+    const handle = setTimeout(() => {
+      this.timers.delete(handle);
+      if (!this.stopped) fn();
+    }, Math.max(0, delay));
+    this.timers.add(handle);
+    return handle;
+  }
+
+  every(fn, interval) {
+    const handle = setInterval(() => { if (!this.stopped) fn(); }, interval);
+    this.timers.add(handle);
+    return handle;
+  }
+
+  cancelTimer(handle) {
+    clearTimeout(handle);
+    clearInterval(handle);
+    this.timers.delete(handle);
+  }
+
+  // --- connecting ---
+
+  open() {
+    let socket;
+    try {
+      socket = new WebSocket(this.persona.url);
+    } catch (error) {
+      this.report({ type: "failed", name: this.name, message: String(error.message || error) });
+      return;
+    }
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    socket.onmessage = (event) => this.onMessage(event);
+    socket.onerror = () => {};  // onclose follows and says what happened
+    socket.onclose = (event) => this.onClose(event);
+  }
+
+  // --- the schedule ---
+
+  /** Begin the test clock: pings now, the load after the baseline. */
+  start({ timeOrigin, baselineMs, loadMs }) {
+    this.startAt = timeOrigin - performance.timeOrigin;
+    this.baselineMs = baselineMs;
+    this.loadMs = loadMs;
+    this.windowBytes = new Array(Math.ceil(loadMs / WINDOW_MS)).fill(0);
+    if (this.state === "connecting") this.state = "baseline";
+    const sinceStart = this.now();
+    this.later(() => this.ping(), -sinceStart);
+    this.later(() => this.beginLoad(), baselineMs - sinceStart);
+    this.every(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.every(() => this.live(), LIVE_INTERVAL_MS);
+    // A server that never says "done" does not hold the household up.
+    this.watchdog = this.later(() => this.endLoad({ interrupted: true, reason: "no end of test from the server" }),
+      baselineMs + loadMs + DONE_GRACE_MS - sinceStart);
+  }
+
+  ping() {
+    if (this.done || this.interrupted || !this.isOpen()) return;
+    const elapsed = this.now();
+    if (elapsed >= this.baselineMs + this.loadMs) return;  // the load is over: no more pings
+    if (elapsed >= this.baselineMs && this.loadStartMs === null) this.beginLoad();
+    const seq = this.seq;
+    this.seq += 1;
+    const phase = this.loadStartMs === null ? "baseline" : "load";
+    const sentAt = performance.now();
+    this.inFlight.set(seq, [phase, sentAt]);
+    this.socket.send(JSON.stringify({ type: "ping", seq, t: round3(sentAt - this.startAt) }));
+    // The next slot on the 100 ms grid from the start; a stalled timer skips slots, never bunches pings.
+    const next = (Math.floor((performance.now() - this.startAt) / PING_INTERVAL_MS) + 1) * PING_INTERVAL_MS;
+    this.later(() => this.ping(), next - this.now());
+  }
+
+  beginLoad() {
+    if (this.loadStartMs !== null || this.done || this.interrupted || !this.isOpen()) return;
+    this.loadStartMs = this.now();
+    this.state = "loaded";
+    this.socket.send(JSON.stringify({ type: "start", seconds: this.loadMs / 1000 }));
+    const perTick = this.traffic.up_bytes_per_tick || 0;
+    const hz = this.traffic.tick_hz || 0;
+    if (perTick > 0 && hz > 0) {
+      this.upPayload = randomBytes(perTick);
+      this.upTick();
+      this.uploader = this.every(() => this.upTick(), 1000 / hz);
+    }
+  }
+
+  /** Send the upstream ticks that are due, skipping while a second of upstream is still buffered. */
+  upTick() {
+    if (!this.isOpen() || this.done || this.interrupted) return;
+    const hz = this.traffic.tick_hz;
+    const elapsed = this.now() - this.loadStartMs;
+    if (elapsed >= this.loadMs) {
+      this.cancelTimer(this.uploader);
+      return;
+    }
+    const due = Math.floor(elapsed * hz / 1000) + 1;
+    const maxCatchUp = Math.max(1, Math.ceil(hz * UPSTREAM_CATCH_UP_SECONDS));
+    if (due - this.upSentTicks > maxCatchUp) {
+      this.upSkippedTicks += due - this.upSentTicks - maxCatchUp;
+      this.upSentTicks = due - maxCatchUp;
+    }
+    const bufferLimit = this.upPayload.byteLength * hz * UPSTREAM_BUFFER_SECONDS;
+    while (this.upSentTicks < due) {
+      this.upSentTicks += 1;
+      if (this.socket.bufferedAmount > bufferLimit) {
+        this.upSkippedTicks += 1;
+        continue;
+      }
+      this.socket.send(this.upPayload);
+    }
+  }
+
+  /** Pings without an answer within the deadline are lost. */
+  sweep() {
+    const now = performance.now();
+    for (const [seq, [phase, sentAt]] of this.inFlight) {
+      if (now - sentAt >= this.deadlineMs) this.settle(seq, phase, sentAt, null);
+    }
+    this.maybeFinish();
+  }
+
+  settle(seq, phase, sentAt, rtt) {
+    this.inFlight.delete(seq);
+    const sentMs = round3(sentAt - this.startAt);
+    const value = rtt === null ? null : round3(rtt);
+    this.pings.push([seq, phase, sentMs, value]);
+    this.newRtts.push([sentMs, value]);
+    if (value !== null) this.lastRtt = value;
+  }
+
+  // --- what arrives ---
+
+  onMessage(event) {
+    if (typeof event.data !== "string") {
+      this.countDown(event.data.byteLength);
+      return;
+    }
+    const now = performance.now();
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (!message || typeof message !== "object") return;
+    switch (message.type) {
+      case "hello":
+        if (this.state === "connecting" && !this.readySent) {
+          this.readySent = true;
+          this.report({ type: "ready", name: this.name });
+        }
+        break;
+      case "pong": {
+        const flight = this.inFlight.get(message.seq);
+        if (!flight || this.startAt === null) return;  // late (already lost) or not ours
+        if (Math.abs(message.t - round3(flight[1] - this.startAt)) > 0.01) return;
+        const rtt = now - flight[1];
+        this.settle(message.seq, flight[0], flight[1], rtt < this.deadlineMs ? rtt : null);
+        this.maybeFinish();
+        break;
+      }
+      case "ack":
+        if (Number.isFinite(message.t_ms) && Number.isInteger(message.up_bytes)) {
+          this.acks.push([Math.max(0, message.t_ms), message.up_bytes]);
+        }
+        break;
+      case "burst":
+        // An end marker after "done" is too late: that burst never finished within the test.
+        if (!Number.isInteger(message.n) || this.done || this.interrupted) return;
+        if (message.edge === "start" && !this.bursts.has(message.n)) {
+          this.bursts.set(message.n, { startedAt: now, seconds: null });
+        } else if (message.edge === "end" && this.bursts.has(message.n)) {
+          const burst = this.bursts.get(message.n);
+          if (burst.seconds === null) burst.seconds = round3((now - burst.startedAt) / 1000);
+        }
+        break;
+      case "done":
+        this.endLoad({ interrupted: false });
+        break;
+      default:
+        break;
+    }
+  }
+
+  countDown(bytes) {
+    this.downTotal += bytes;
+    if (this.loadStartMs === null || this.startAt === null) return;
+    const index = Math.floor((this.now() - this.loadStartMs) / WINDOW_MS);
+    if (index >= 0 && index < this.windowBytes.length) this.windowBytes[index] += bytes;
+  }
+
+  onClose(event) {
+    this.socket = null;
+    if (this.stopped) return;
+    if (this.state === "connecting" && !this.readySent) {
+      this.report({ type: "failed", name: this.name,
+        message: event.code === 1006 ? "no connection" : `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})` });
+      this.stop();
+      return;
+    }
+    if (!this.done) {
+      this.endLoad({ interrupted: true, reason: `the connection closed (code ${event.code})` });
+    }
+    // Whatever is still in flight can no longer be answered.
+    for (const [seq, [phase, sentAt]] of this.inFlight) this.settle(seq, phase, sentAt, null);
+    this.maybeFinish();
+  }
+
+  isOpen() {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  endLoad({ interrupted, reason = "" }) {
+    if (this.done || this.interrupted) return;
+    this.endedAtMs = this.startAt === null ? 0 : this.now();
+    if (interrupted) {
+      this.interrupted = true;
+      this.reason = reason;
+      this.state = "interrupted";
+      for (const [seq, [phase, sentAt]] of this.inFlight) this.settle(seq, phase, sentAt, null);
+    } else {
+      this.done = true;
+      this.state = "done";
+    }
+    this.cancelTimer(this.watchdog);
+    if (this.uploader) this.cancelTimer(this.uploader);
+    this.maybeFinish();
+  }
+
+  /** Once the load is over and every ping is answered or lost: report the samples, close. */
+  maybeFinish() {
+    if (this.finishedSent || (!this.done && !this.interrupted) || this.inFlight.size) return;
+    this.finishedSent = true;
+    this.live();
+    this.report({ type: "finished", name: this.name, samples: this.samples(), reason: this.reason });
+    this.stop();
+  }
+
+  samples() {
+    const windows = [];
+    if (this.loadStartMs !== null) {
+      this.windowBytes.forEach((bytes, index) => {
+        const start = this.loadStartMs + index * WINDOW_MS;
+        // A dropped connection's unfinished windows would understate what it received.
+        if (this.interrupted && start + WINDOW_MS > this.endedAtMs) return;
+        windows.push([round3(start), bytes]);
+      });
+    }
+    const pings = [...this.pings].sort((a, b) => a[0] - b[0]);
+    return {
+      pings,
+      down: windows,
+      up_acks: this.acks,
+      bursts: [...this.bursts.entries()].sort((a, b) => a[0] - b[0]).map(([n, burst]) => [n, burst.seconds]),
+      interrupted: this.interrupted,
+    };
+  }
+
+  // --- live figures for the page ---
+
+  live() {
+    if (this.startAt === null) return;
+    const at = this.now();
+    this.rateHistory.push([at, this.downTotal]);
+    while (this.rateHistory.length > 2 && at - this.rateHistory[1][0] >= RATE_SPAN_MS) this.rateHistory.shift();
+    const [then, total] = this.rateHistory[0];
+    const downMbps = at - then > 0 && this.loadStartMs !== null ? (this.downTotal - total) * 8 / ((at - then) / 1000) / 1e6 : null;
+    let upMbps = null;
+    if (this.acks.length >= 2) {
+      const [t0, b0] = this.acks[this.acks.length - 2];
+      const [t1, b1] = this.acks[this.acks.length - 1];
+      if (t1 > t0) upMbps = (b1 - b0) * 8 / ((t1 - t0) / 1000) / 1e6;
+    }
+    const finished = [...this.bursts.values()].filter((b) => b.seconds !== null);
+    this.report({
+      type: "live",
+      name: this.name,
+      state: this.state,
+      elapsedMs: at,
+      lastRtt: this.lastRtt,
+      rtts: this.newRtts,
+      downMbps: this.done || this.interrupted ? null : downMbps,
+      upMbps: this.done || this.interrupted ? null : upMbps,
+      bursts: { seen: this.bursts.size, finished: finished.length,
+        lastSeconds: finished.length ? finished[finished.length - 1].seconds : null },
+      upSkippedTicks: this.upSkippedTicks,
+    });
+    this.newRtts = [];
+  }
+
+  /** Stop everything (a cancelled test, or a finished member). */
+  stop() {
+    this.stopped = true;
+    for (const handle of this.timers) {
+      clearTimeout(handle);
+      clearInterval(handle);
+    }
+    this.timers.clear();
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.onclose = null;
+      socket.onmessage = null;
+      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+        socket.close(1000, "test finished");
+      }
+    }
+  }
+}
