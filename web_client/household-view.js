@@ -237,7 +237,7 @@ function personaResultCard(name, score, profile) {
     notes.push(h("p", { class: "persona-interrupted" },
       h("strong", {}, "Interrupted: "), "its connection broke during the test, so it is not graded."));
   } else if (score.latency_sensitive === false) {
-    notes.push(h("p", { class: "persona-note" }, "Graded on its download speed only; it does not set the household grade."));
+    notes.push(h("p", { class: "persona-note" }, "Not one of the members that need quick answers: its grade does not set the household grade."));
   }
   return h("article", { class: "persona-card persona-result", "data-persona": name,
     "data-interrupted": score.interrupted ? "true" : "false" },
@@ -264,13 +264,13 @@ function explanation(result) {
   const grade = result.overall && result.overall.grade;
   const info = gradeInfo(grade);
   const graded = Object.values(result.personas || {}).filter((s) => s.latency_sensitive).map((s) => s.label);
-  const rule = h("p", {}, `The household grade is the worst grade among the members that need quick answers (${graded.join("; ")}), `
-    + "each graded on how much its own latency rose while everyone used the line at once.");
+  const rule = graded.length ? h("p", {}, `The household grade is the worst grade among the members that need quick answers (${graded.join("; ")}), `
+    + "each graded on how much its own latency rose while everyone used the line at once.") : null;
   if (!info) {
     return [h("p", {}, "This test could not be graded: there were not enough reliable measurements. "
-      + "Make sure nothing else is using your connection heavily, then test again."), rule];
+      + "Make sure nothing else is using your connection heavily, then test again."), rule].filter(Boolean);
   }
-  const parts = [h("p", {}, info.meaning), rule];
+  const parts = [h("p", {}, info.meaning), rule].filter(Boolean);
   if (needsFix(grade)) parts.push(h("h2", { class: "section-title" }, "What you can do"), h("p", {}, FIX_ADVICE));
   else parts.push(h("p", {}, "Nothing to fix: your router already keeps its queues short."));
   return parts;

@@ -29,22 +29,49 @@ export function openMember(persona, onReport, { thread = "worker" } = {}) {
       stop: () => connection.stop(),
     };
   }
-  const worker = new Worker(new URL("./household-worker.js", import.meta.url), { type: "module" });
-  worker.onmessage = (event) => onReport(event.data);
-  worker.onerror = (event) => {
-    event.preventDefault();
-    onReport({ type: "failed", name: persona.name, message: event.message || "the worker did not start" });
+  let worker = null;
+  let heard = false;
+  let fallback = null;
+  const onMain = () => {
+    // A browser without module workers: the same code on this thread still measures.
+    if (worker) worker.terminate();
+    worker = null;
+    fallback = openMember(persona, onReport, { thread: "main" });
   };
-  worker.postMessage({ type: "open", persona });
+  try {
+    worker = new Worker(new URL("./household-worker.js", import.meta.url), { type: "module" });
+  } catch {
+    onMain();
+  }
+  if (worker) {
+    worker.onmessage = (event) => {
+      heard = true;
+      onReport(event.data);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      if (!heard && !fallback) onMain();
+      else onReport({ type: "failed", name: persona.name, message: event.message || "its worker stopped" });
+    };
+    worker.postMessage({ type: "open", persona });
+  }
   return {
-    start: (message) => worker.postMessage({ type: "start", ...message }),
+    start: (message) => (fallback ? fallback.start(message) : worker.postMessage({ type: "start", ...message })),
     stop: () => {
-      worker.postMessage({ type: "stop" });
+      if (fallback) {
+        fallback.stop();
+        return;
+      }
+      const ending = worker;
+      ending.postMessage({ type: "stop" });
       // Give the worker a moment to close its socket cleanly, then end it.
-      setTimeout(() => worker.terminate(), 1000);
+      setTimeout(() => ending.terminate(), 1000);
     },
   };
 }
+
+/** What a member that never reported its samples counts as: interrupted, nothing measured. */
+const NOTHING_MEASURED = () => ({ pings: [], down: [], up_acks: [], bursts: [], interrupted: true });
 
 async function busyFailure(response, what) {
   const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
@@ -158,6 +185,10 @@ export class HouseholdTest {
             clearTimeout(timer);
             resolve();
           }
+        } else if (report.type === "failed" && this.t0 !== null) {
+          // Its worker died during the test: interrupted, like a dropped connection.
+          this.cutOff(member, report.message);
+          if ([...this.members.values()].every((m) => m.finished)) finishAll();
         } else if (report.type === "failed") {
           clearTimeout(timer);
           reject(new TestFailure(`Could not connect to ${member.persona.label} on the test server `
@@ -165,6 +196,7 @@ export class HouseholdTest {
         } else if (report.type === "live") {
           this.emit("live", report.name, report);
         } else if (report.type === "finished") {
+          if (member.finished) return;
           if (this.t0 === null) {
             clearTimeout(timer);
             reject(new TestFailure(`The connection to ${member.persona.label} closed before the test began.`));
@@ -176,6 +208,7 @@ export class HouseholdTest {
           if ([...this.members.values()].every((m) => m.finished)) finishAll();
         }
       };
+      this.finishAll = finishAll;
       for (const persona of this.session.personas) {
         const member = { persona, ready: false, finished: false, samples: null, handle: null };
         this.members.set(persona.name, member);
@@ -207,11 +240,27 @@ export class HouseholdTest {
         this.emit("phase", span, index);
       }, span.start));
     });
+    // Each member ends itself (done, dropped, or its own watchdog); this one covers a member
+    // whose worker stopped answering at all, so the household never waits forever.
+    this.timers.push(setTimeout(() => {
+      if (this.failure || this.finished) return;
+      for (const member of this.members.values()) if (!member.finished) this.cutOff(member, "it stopped answering");
+      this.finishAll();
+    }, this.duration + 15000));
     this.ticker = setInterval(() => {
       if (this.failure || this.finished) return;
       this.emit("tick", { elapsedMs: Math.min(performance.now() - this.t0, this.duration), durationMs: this.duration });
     }, TICK_MS);
     this.timers.push(this.ticker);
+  }
+
+  cutOff(member, reason) {
+    if (member.finished) return;
+    member.finished = true;
+    member.samples = NOTHING_MEASURED();
+    if (member.handle) member.handle.stop();
+    member.handle = null;
+    this.emit("member", member.persona.name, "interrupted", reason);
   }
 
   async submit() {

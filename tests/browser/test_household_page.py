@@ -16,9 +16,20 @@ from harness import shared_record, wait_for_screen
 pytestmark = pytest.mark.browser
 
 HOUSEHOLD_URL = "/?mode=household&schedule=short"
+CONFIG = ("sponsor_name=Example Fibre\nsponsor_url=https://fibre.example/\n"
+          "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n")
 # Connecting, 10 s of schedule, the last pings, grading: the loopback bulk
 # download keeps both cores busy, so allow for a slow machine.
 RESULT_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def household_daemon(tmp_path_factory):
+    """A daemon for this module; tests that stop or break a household leave sessions
+    that count as running until they expire, so the per-address limits are lifted."""
+    running = start_daemon(tmp_path_factory.mktemp("daemon"), config_text=CONFIG)
+    yield running
+    running.stop()
 
 
 def console_errors(page) -> list[str]:
@@ -48,10 +59,10 @@ def run_to_result(page, daemon) -> dict:
     return shared_record(daemon, share_id)
 
 
-def test_household_start_screen_draws_a_card_per_listed_member(sponsored_daemon, browser):
+def test_household_start_screen_draws_a_card_per_listed_member(household_daemon, browser):
     page = browser.new_page(viewport={"width": 360, "height": 740})
     errors = console_errors(page)
-    page.goto(sponsored_daemon.url + HOUSEHOLD_URL)
+    page.goto(household_daemon.url + HOUSEHOLD_URL)
     page.wait_for_selector("#start-members .persona-card")
     assert page.is_checked("input[name='mode'][value='virtual_household']")
     assert page.is_enabled("input[name='mode'][value='virtual_household']")
@@ -62,7 +73,7 @@ def test_household_start_screen_draws_a_card_per_listed_member(sponsored_daemon,
         label: c.querySelector('.persona-label').textContent,
         description: c.querySelector('.persona-description').textContent}))""")
     assert cards == [{"name": p["name"], "icon": p["icon"], "label": p["label"], "description": p["description"]}
-                     for p in profiles_of(sponsored_daemon)]
+                     for p in profiles_of(household_daemon)]
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
     # Keyboard: the mode is a radio group; the arrow keys switch it, and the address follows.
@@ -78,11 +89,11 @@ def test_household_start_screen_draws_a_card_per_listed_member(sponsored_daemon,
     page.close()
 
 
-def test_a_short_household_test_shows_the_stored_grades_and_its_share_link_opens_it(sponsored_daemon, browser):
+def test_a_short_household_test_shows_the_stored_grades_and_its_share_link_opens_it(household_daemon, browser):
     page = browser.new_page(viewport={"width": 360, "height": 740})
     errors = console_errors(page)
-    names = [p["name"] for p in profiles_of(sponsored_daemon)]
-    page.goto(sponsored_daemon.url + HOUSEHOLD_URL)
+    names = [p["name"] for p in profiles_of(household_daemon)]
+    page.goto(household_daemon.url + HOUSEHOLD_URL)
     page.click("#start-button")
     # While it runs: a live card per member, states that change, the phases named in a live region.
     page.wait_for_selector("#household-live .persona-live", timeout=10_000)
@@ -100,7 +111,7 @@ def test_a_short_household_test_shows_the_stored_grades_and_its_share_link_opens
 
     share_link = page.input_value("#share-link")
     share_id = share_link.rsplit("/r/", 1)[1]
-    record = shared_record(sponsored_daemon, share_id)
+    record = shared_record(household_daemon, share_id)
     assert record["mode"] == "virtual_household"
     result = record["result"]
     stored = result["overall"]["grade"]
@@ -197,7 +208,7 @@ def test_a_member_cut_off_mid_test_is_interrupted_and_the_others_go_on(tmp_path,
         daemon.stop()
 
 
-def test_a_member_that_cannot_connect_ends_in_an_error_that_names_it(sponsored_daemon, browser):
+def test_a_member_that_cannot_connect_ends_in_an_error_that_names_it(household_daemon, browser):
     page = browser.new_page()
     (closed_port,) = free_ports(1)
 
@@ -210,7 +221,7 @@ def test_a_member_that_cannot_connect_ends_in_an_error_that_names_it(sponsored_d
         route.fulfill(response=response, json=session)
 
     page.route("**/api/tests", break_gaming)
-    page.goto(sponsored_daemon.url + HOUSEHOLD_URL)
+    page.goto(household_daemon.url + HOUSEHOLD_URL)
     page.click("#start-button")
     wait_for_screen(page, "error", timeout=15_000)
     assert "Alex, competitive gaming" in page.text_content("#error-message")
@@ -222,15 +233,60 @@ def test_a_member_that_cannot_connect_ends_in_an_error_that_names_it(sponsored_d
     page.close()
 
 
-def test_a_busy_server_gives_no_household_grade(sponsored_daemon, browser):
+def test_a_busy_server_gives_no_household_grade(household_daemon, browser):
     page = browser.new_page()
     page.route("**/api/tests", lambda route: route.fulfill(
         status=429, headers={"Retry-After": "42", "Content-Type": "application/json"},
         body='{"error": "a test from this address is already running"}'))
-    page.goto(sponsored_daemon.url + HOUSEHOLD_URL)
+    page.goto(household_daemon.url + HOUSEHOLD_URL)
     page.click("#start-button")
     wait_for_screen(page, "error", timeout=10_000)
     assert "already running" in page.text_content("#error-message")
     assert page.is_disabled("#retry-button") and "42" in page.text_content("#retry-button")
     assert page.text_content("#grade-letter") == ""
+    page.close()
+
+
+def test_a_daemon_killed_mid_household_ends_in_an_error_and_no_grade(tmp_path, browser):
+    daemon = start_daemon(tmp_path)
+    try:
+        page = browser.new_page()
+        page.goto(daemon.url + HOUSEHOLD_URL)
+        page.click("#start-button")
+        time.sleep(5)  # inside the load (see the cut-off test for why it is timed)
+        daemon.process.kill()
+        daemon.process.wait()
+        wait_for_screen(page, "error", timeout=30_000)
+        assert page.text_content("#error-message").strip()
+        assert "No grade" in page.text_content("#error-consequence")
+        assert page.is_hidden("#screen-result")
+        assert page.text_content("#grade-letter") == ""
+        page.close()
+    finally:
+        daemon.stop()
+
+
+def test_stop_ends_a_household_test_without_a_grade(household_daemon, browser):
+    page = browser.new_page()
+    page.goto(household_daemon.url + HOUSEHOLD_URL)
+    page.click("#start-button")
+    page.wait_for_selector("#household-live .persona-live", timeout=10_000)
+    page.click("#stop-button")
+    wait_for_screen(page, "start", timeout=10_000)
+    assert "You stopped the test" in page.text_content("#start-notice")
+    assert page.is_checked("input[name='mode'][value='virtual_household']")
+    assert page.text_content("#grade-letter") == ""
+    page.close()
+
+
+def test_without_module_workers_the_members_run_on_the_page_itself(household_daemon, browser):
+    page = browser.new_page()
+    errors = console_errors(page)
+    page.add_init_script("window.Worker = undefined;")
+    record = run_to_result(page, household_daemon)
+    result = record["result"]
+    assert result["interrupted"] == []
+    assert page.get_attribute("#grade-letter", "data-grade") == (result["overall"]["grade"] or "none")
+    assert shown_persona_grades(page) == {name: s["grade"] or "–" for name, s in result["personas"].items()}
+    assert errors == []
     page.close()

@@ -183,6 +183,41 @@ def measure_scenario(link: Link, schedule: str = "short", clients: tuple[str, ..
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def measure_household(link: Link, schedule: str = "short") -> dict:
+    """The household test (CLI) through *link*: the server's result."""
+    directory = Path(tempfile.mkdtemp(prefix="lqos-household-"))
+    try:
+        with Testbed(link) as bed:
+            daemon = start_daemon_in(bed, directory)
+            try:
+                argv = [str(TWISTD.parent / "lqos-bufferbloat-test"), SERVER_URL, "--mode", "household", "--json"]
+                if schedule == "short":
+                    argv.append("--short")
+                completed = subprocess.run(["ip", "netns", "exec", bed.client, *argv], capture_output=True,
+                                           text=True, timeout=180)
+                if completed.returncode != 0:
+                    raise RuntimeError(f"the household CLI failed: {completed.stderr.strip()}")
+                return json.loads(completed.stdout)
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=10)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def format_household(link: Link, record: dict) -> str:
+    result = record["result"]
+    lines = [f"{link.name}: household grade {result['overall']['grade']} ({result['overall']['reason']}); "
+             f"fairness {result['fairness']['jain_index']}"]
+    for name, persona in result["personas"].items():
+        latency = persona["latency"]
+        increase = latency["increase_p95_ms"]
+        lines.append(f"  {name:<10} grade {str(persona['grade']):<4} p95 increase "
+                     f"{'-' if increase is None else f'{increase:.1f} ms':>9}  loss {latency['loss_percent']}%  "
+                     f"delivered {persona['throughput']['down_median_mbps']} of {persona['throughput']['target_down_mbps']} Mbit/s")
+    return "\n".join(lines)
+
+
 def run_browser(bed: Testbed, directory: Path, schedule: str) -> tuple[dict, dict]:
     from browser_client import run_page_test
 
@@ -216,6 +251,7 @@ def main() -> None:
     parser.add_argument("--schedule", choices=("standard", "short"), default="standard")
     parser.add_argument("--clients", default="cli,browser", help="comma-separated: cli, browser")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
+    parser.add_argument("--household", action="store_true", help="also run the household test (CLI) on each link")
     options = parser.parse_args()
     reports = []
     for link in SCENARIOS:
@@ -224,6 +260,8 @@ def main() -> None:
         measured = measure_scenario(link, options.schedule, tuple(options.clients.split(",")))
         reports.extend(measured)
         print(format_report(measured), flush=True)
+        if options.household:
+            print(format_household(link, measure_household(link, options.schedule)), flush=True)
     print()
     print(format_report(reports))
 

@@ -58,3 +58,21 @@ def test_the_load_fills_the_buffer_like_four_bulk_flows(reports):
         for phase in report.phases:
             if phase.bulk_increase_ms > 50:
                 assert phase.truth_increase_ms >= 0.6 * phase.bulk_increase_ms, format_report(reports)
+
+
+def test_gaming_persona_grades_a_bloated_link_d_or_worse():
+    """DESIGN 5: what the gaming persona feels grades the link as a gamer would.
+
+    Only the bloated link is asserted.  On the managed (shallow tail-drop)
+    link the gaming persona's p50 increase is right (~11 ms) but its p95 is
+    80-90 ms: a dropped segment of its TCP connection delays the pings behind
+    it until the retransmission (head-of-line blocking), which a UDP game
+    would feel as a loss, not as delay.  It grades D there today; see the
+    household issue's notes.  `tests/testbed/accuracy.py --household` prints both.
+    """
+    from accuracy import format_household, measure_household
+
+    record = measure_household(SCENARIOS["bloated"], "short")
+    print("\n" + format_household(SCENARIOS["bloated"], record))
+    gaming = record["result"]["personas"]["gaming"]
+    assert gaming["grade"] in ("D", "F"), format_household(SCENARIOS["bloated"], record)
