@@ -4,11 +4,11 @@
 import { LOADED_PHASES, USE_CASES, capitalise, gradeInfo, mbps, ms, percent, phaseInfo, signedMs } from "./format.js";
 import { formatDate } from "./results.js";
 
-const WIDTH = 1200;
-const HEIGHT = 630;
-const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
-const INK = "#16181d";
-const MUTED = "#4a5060";
+export const WIDTH = 1200;
+export const HEIGHT = 630;
+export const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+export const INK = "#16181d";
+export const MUTED = "#4a5060";
 const NO_GRADE = "#4a5060";
 
 export function roundedRect(ctx, x, y, width, height, radius) {
@@ -43,10 +43,11 @@ export function chip(ctx, grade, x, y, size) {
   ctx.textBaseline = "alphabetic";
 }
 
-/** Draw the card for `record` (the server's result) and return the canvas. */
-export function drawCard(record, { shareUrl = "", sponsor = "" } = {}) {
-  const result = record.result;
-  const overall = result.overall || {};
+/**
+ * A results card's canvas: the panel, the title and date, and the overall
+ * grade large with its word; leaves the muted 22 px font set for the caller.
+ */
+export function cardWithGrade(title, createdAt, grade) {
   const canvas = document.createElement("canvas");
   canvas.width = WIDTH;
   canvas.height = HEIGHT;
@@ -60,21 +61,28 @@ export function drawCard(record, { shareUrl = "", sponsor = "" } = {}) {
 
   ctx.fillStyle = INK;
   ctx.font = `700 40px ${FONT}`;
-  ctx.fillText("Bufferbloat test", 64, 92);
+  ctx.fillText(title, 64, 92);
   ctx.fillStyle = MUTED;
   ctx.font = `400 24px ${FONT}`;
   ctx.textAlign = "right";
-  ctx.fillText(formatDate(record.created_at), WIDTH - 64, 92);
+  ctx.fillText(formatDate(createdAt), WIDTH - 64, 92);
   ctx.textAlign = "left";
 
-  // The overall grade, large, with its word.
-  chip(ctx, overall.grade, 64, 130, 250);
-  const info = gradeInfo(overall.grade);
+  chip(ctx, grade, 64, 130, 250);
+  const info = gradeInfo(grade);
   ctx.fillStyle = INK;
   ctx.font = `700 34px ${FONT}`;
   ctx.fillText(fitText(ctx, info ? info.word : "No grade", 260), 64, 430);
   ctx.fillStyle = MUTED;
   ctx.font = `400 22px ${FONT}`;
+  return { canvas, ctx };
+}
+
+/** Draw the card for `record` (the server's result) and return the canvas. */
+export function drawCard(record, { shareUrl = "", sponsor = "" } = {}) {
+  const result = record.result;
+  const overall = result.overall || {};
+  const { canvas, ctx } = cardWithGrade("Bufferbloat test", record.created_at, overall.grade);
   const setter = overall.grade ? `set by: ${phaseInfo(overall.phase).label}` : "not enough reliable data";
   ctx.fillText(fitText(ctx, setter, 270), 64, 466);
 

@@ -6,7 +6,7 @@
 
 import { FIX_ADVICE, capitalise, gradeInfo, h, mbps, ms, needsFix, percent, signedMs } from "./format.js";
 import { formatDate, gradeBadge } from "./results.js";
-import { chip, fitText, roundedRect } from "./card.js";
+import { FONT, INK, MUTED, WIDTH, cardWithGrade, chip, fitText } from "./card.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const SPARK_SAMPLES = 50;  // 5 s of pings
@@ -345,43 +345,12 @@ export function renderHouseholdResult(record, { shared = false, profiles = [] } 
 
 // --- "Download image" for a household result ---
 
-const WIDTH = 1200;
-const HEIGHT = 630;
-const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
-const INK = "#16181d";
-const MUTED = "#4a5060";
 
 export function drawHouseholdCard(record, { shareUrl = "", sponsor = "" } = {}) {
   const result = record.result || {};
   const overall = result.overall || {};
   const scores = Object.entries(result.personas || {});
-  const canvas = document.createElement("canvas");
-  canvas.width = WIDTH;
-  canvas.height = HEIGHT;
-  const ctx = canvas.getContext("2d");
-
-  ctx.fillStyle = "#f7f8fa";
-  ctx.fillRect(0, 0, WIDTH, HEIGHT);
-  ctx.fillStyle = "#ffffff";
-  roundedRect(ctx, 24, 24, WIDTH - 48, HEIGHT - 48, 24);
-  ctx.fill();
-
-  ctx.fillStyle = INK;
-  ctx.font = `700 40px ${FONT}`;
-  ctx.fillText("Virtual household test", 64, 92);
-  ctx.fillStyle = MUTED;
-  ctx.font = `400 24px ${FONT}`;
-  ctx.textAlign = "right";
-  ctx.fillText(formatDate(record.created_at), WIDTH - 64, 92);
-  ctx.textAlign = "left";
-
-  chip(ctx, overall.grade, 64, 130, 250);
-  const info = gradeInfo(overall.grade);
-  ctx.fillStyle = INK;
-  ctx.font = `700 34px ${FONT}`;
-  ctx.fillText(fitText(ctx, info ? info.word : "No grade", 260), 64, 430);
-  ctx.fillStyle = MUTED;
-  ctx.font = `400 22px ${FONT}`;
+  const { canvas, ctx } = cardWithGrade("Virtual household test", record.created_at, overall.grade);
   if (overall.grade) {
     ctx.fillText("set by:", 64, 466);
     ctx.fillText(fitText(ctx, ((result.personas || {})[overall.persona] || {}).label || overall.persona, 290), 64, 494);

@@ -9,11 +9,9 @@
 // to result_url and the page shows what the server graded. No grading here.
 
 import { PersonaConnection } from "./household-persona.js";
-import { TestFailure, parseRetryAfter } from "./runner.js";
-import { errorDetail } from "./load.js";
+import { TestFailure, openSession, submitResult } from "./runner.js";
 
 const OPEN_TIMEOUT_MS = 8000;
-const MAX_SUBMIT_WAIT_SECONDS = 30;
 const TICK_MS = 250;
 
 /**
@@ -72,13 +70,6 @@ export function openMember(persona, onReport, { thread = "worker" } = {}) {
 
 /** What a member that never reported its samples counts as: interrupted, nothing measured. */
 const NOTHING_MEASURED = () => ({ pings: [], down: [], up_acks: [], bursts: [], interrupted: true });
-
-async function busyFailure(response, what) {
-  const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-  const detail = await errorDetail(response);
-  const when = retryAfter ? ` Please try again in ${retryAfter} s.` : " Please try again in a minute.";
-  return new TestFailure(`${what}: ${detail}.${when}`, { retryAfter, kind: "busy" });
-}
 
 export class HouseholdTest {
   /**
@@ -145,20 +136,7 @@ export class HouseholdTest {
   }
 
   async startSession() {
-    let response;
-    try {
-      response = await fetch("/api/tests", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ mode: "virtual_household", schedule: this.schedule }),
-        cache: "no-store",
-      });
-    } catch {
-      throw new TestFailure("The test server is not answering. Check your connection and try again.");
-    }
-    if (response.status === 429) throw await busyFailure(response, "The server cannot start another test right now");
-    if (!response.ok) throw new TestFailure(`The server could not start a test: ${await errorDetail(response)}.`);
-    const session = await response.json();
+    const session = await openSession("virtual_household", this.schedule);
     if (!Array.isArray(session.personas) || !session.personas.length) {
       throw new TestFailure("The server has no household members to play: it lists no personas.");
     }
@@ -272,28 +250,7 @@ export class HouseholdTest {
     const personas = {};
     for (const member of members) personas[member.persona.name] = member.samples;
     this.submission = { token: this.session.token, personas };
-    const body = JSON.stringify(this.submission);
-    for (let attempt = 0; ; attempt += 1) {
-      let response;
-      try {
-        response = await fetch(this.session.result_url, {
-          method: "POST", headers: { "content-type": "application/json" }, body, cache: "no-store",
-        });
-      } catch {
-        throw new TestFailure("The measurements could not be sent: the test server is not answering.");
-      }
-      if (response.ok) return response.json();
-      if (response.status === 429) {
-        const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-        if (attempt === 0 && retryAfter !== null && retryAfter <= MAX_SUBMIT_WAIT_SECONDS) {
-          this.emit("waiting", retryAfter);
-          await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
-          continue;
-        }
-        throw await busyFailure(response, "The server is too busy to grade this test");
-      }
-      throw new TestFailure(`The server did not accept the measurements: ${await errorDetail(response)}.`);
-    }
+    return submitResult(this.session.result_url, this.submission, (seconds) => this.emit("waiting", seconds));
   }
 
   cleanUp() {

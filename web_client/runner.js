@@ -50,6 +50,53 @@ async function busyFailure(response, what) {
   return new TestFailure(`${what}: ${detail}.${when}`, { retryAfter, kind: "busy" });
 }
 
+/** POST /api/tests: the session the server opened, or a TestFailure that says why not. */
+export async function openSession(mode, schedule) {
+  let response;
+  try {
+    response = await fetch("/api/tests", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ mode, schedule }),
+      cache: "no-store",
+    });
+  } catch {
+    throw new TestFailure("The test server is not answering. Check your connection and try again.");
+  }
+  if (response.status === 429) throw await busyFailure(response, "The server cannot start another test right now");
+  if (!response.ok) throw new TestFailure(`The server could not start a test: ${await errorDetail(response)}.`);
+  return response.json();
+}
+
+/**
+ * POST the raw samples to `resultUrl` and return the server's result. A 429
+ * with a short Retry-After is waited out once (`onWaiting(seconds)` says so).
+ */
+export async function submitResult(resultUrl, submission, onWaiting) {
+  const body = JSON.stringify(submission);
+  for (let attempt = 0; ; attempt += 1) {
+    let response;
+    try {
+      response = await fetch(resultUrl, {
+        method: "POST", headers: { "content-type": "application/json" }, body, cache: "no-store",
+      });
+    } catch {
+      throw new TestFailure("The measurements could not be sent: the test server is not answering.");
+    }
+    if (response.ok) return response.json();
+    if (response.status === 429) {
+      const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      if (attempt === 0 && retryAfter !== null && retryAfter <= MAX_SUBMIT_WAIT_SECONDS) {
+        onWaiting(retryAfter);
+        await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+        continue;
+      }
+      throw await busyFailure(response, "The server is too busy to grade this test");
+    }
+    throw new TestFailure(`The server did not accept the measurements: ${await errorDetail(response)}.`);
+  }
+}
+
 /** The phases with start and end on the test clock. */
 export function phaseSpans(phases) {
   let start = 0;
@@ -142,20 +189,7 @@ export class SingleUserTest {
   }
 
   async startSession() {
-    let response;
-    try {
-      response = await fetch("/api/tests", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ mode: this.mode, schedule: this.schedule }),
-        cache: "no-store",
-      });
-    } catch {
-      throw new TestFailure("The test server is not answering. Check your connection and try again.");
-    }
-    if (response.status === 429) throw await busyFailure(response, "The server cannot start another test right now");
-    if (!response.ok) throw new TestFailure(`The server could not start a test: ${await errorDetail(response)}.`);
-    const session = await response.json();
+    const session = await openSession(this.mode, this.schedule);
     this.limits = session.limits || {};
     // Browsers open at most 6 HTTP/1.1 connections to one host and port; keep one
     // free for progress polls and the submission. HTTP/2 and 3 share one connection.
@@ -323,28 +357,7 @@ export class SingleUserTest {
       throughput: this.throughputRows(),
       streams: { download: this.counts.down, upload: this.counts.up },
     };
-    const body = JSON.stringify(this.submission);
-    for (let attempt = 0; ; attempt += 1) {
-      let response;
-      try {
-        response = await fetch(this.session.result_url, {
-          method: "POST", headers: { "content-type": "application/json" }, body, cache: "no-store",
-        });
-      } catch {
-        throw new TestFailure("The measurements could not be sent: the test server is not answering.");
-      }
-      if (response.ok) return response.json();
-      if (response.status === 429) {
-        const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-        if (attempt === 0 && retryAfter !== null && retryAfter <= MAX_SUBMIT_WAIT_SECONDS) {
-          this.emit("waiting", retryAfter);
-          await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
-          continue;
-        }
-        throw await busyFailure(response, "The server is too busy to grade this test");
-      }
-      throw new TestFailure(`The server did not accept the measurements: ${await errorDetail(response)}.`);
-    }
+    return submitResult(this.session.result_url, this.submission, (seconds) => this.emit("waiting", seconds));
   }
 
   cleanUp() {
