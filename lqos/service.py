@@ -25,6 +25,7 @@ from lqos.load.request import LoadRequestFactory
 from lqos.supervisor import ChildSpec, Supervisor
 from lqos.tcp import ConnectionLimits
 from lqos.telemetry.service import TelemetryService
+from lqos.web.accesslog import access_log_line
 from lqos.web.app import MainApp
 from lqos.web.household import HouseholdEndpoints
 
@@ -81,7 +82,8 @@ def make_service(config: Config, reactor) -> MultiService:
                   telemetry=telemetry.api, household=HouseholdEndpoints(household, secret))
     # Every request's body goes to a bounded sink chosen before it is read (lqos/load/request.py).
     site = Site(app.resource(), timeout=config.http_idle_timeout_seconds,
-                requestFactory=LoadRequestFactory(registry, reactor, app.client_ip))
+                requestFactory=LoadRequestFactory(registry, reactor, app.client_ip),
+                logFormatter=access_log_line)
     # Twisted's HTTPChannel already bounds a request's head: a 16 KiB line,
     # 500 headers, 16 KiB of headers in all (431/400 and close beyond them).
     guarded = lambda wrapped: ConnectionLimits(wrapped, reactor, per_ip=config.max_connections_per_ip,

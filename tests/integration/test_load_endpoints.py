@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from daemon import start_daemon
+from daemon import start_daemon, wait_until
 from lqos import sessions
 from lqos.load.access import LoadRefused, StreamSlot, open_stream
 from lqos.load.limits import KiB, LoadLimits, MiB
@@ -421,3 +421,11 @@ def test_streams_open_only_while_the_schedule_runs():
     with pytest.raises(LoadRefused) as refused:
         open_stream(session, limits, now=20.5)
     assert refused.value.status == 410 and session.active_streams == 0
+
+
+def test_access_log_keeps_tokens_out(server):
+    """Load URLs carry the test's token; the access log records only the path."""
+    status, _, _ = server.request("GET", "/download?test=abc&token=NOT-FOR-THE-LOG")
+    assert status == 403
+    assert wait_until(lambda: '"GET /download HTTP/1.1" 403' in server.log(), timeout=5)
+    assert "NOT-FOR-THE-LOG" not in server.log()
