@@ -7,12 +7,14 @@ server CPU-seconds per GB, and Gbit/s per server core.
 
 Bytes are the server's own counters (``/api/tests/ID/progress``: written for
 downloads, received for uploads) over a window that starts after the
-streams are running; CPU is the main process's utime+stime from
-``/proc/PID/stat`` over the same window.  The clients are raw sockets
+streams are running; server CPU is the utime+stime of the main process and
+every load worker, from ``/proc/PID/stat`` over the same window.  With
+``--workers 1,2`` each run is repeated with that many load workers, which
+shows whether throughput grows with the cores the server may use.  The clients are raw sockets
 reading into or sending from one preallocated buffer, so on loopback they
 cost less than the server; per-core figures do not depend on them anyway.
 
-    .venv/bin/python bench/throughput.py [--seconds 4] [--streams 2]
+    .venv/bin/python bench/throughput.py [--seconds 4] [--streams 2] [--workers 0]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +122,7 @@ class Figures:
     kind: str
     transport: str
     streams: int
+    workers: int
     bytes: int
     wall_seconds: float
     cpu_seconds: float
@@ -137,12 +141,12 @@ class Figures:
         return self.bytes * 8 / GB / self.cpu_seconds
 
     def row(self) -> str:
-        return (f"{self.kind:<14} {self.transport:<6} {self.streams:>3} {self.gbit_per_second:>8.2f} "
+        return (f"{self.kind:<14} {self.transport:<6} {self.streams:>3} {self.workers:>7} {self.gbit_per_second:>8.2f} "
                 f"{self.cpu_seconds_per_gb:>12.3f} {self.gbit_per_core:>15.2f} {self.cpu_seconds / self.wall_seconds:>10.0%} "
                 f"{self.machine_busy_cores:>12.2f}")
 
 
-HEADER = (f"{'endpoint':<14} {'proto':<6} {'n':>3} {'Gbit/s':>8} {'CPU-s per GB':>12} "
+HEADER = (f"{'endpoint':<14} {'proto':<6} {'n':>3} {'workers':>7} {'Gbit/s':>8} {'CPU-s per GB':>12} "
           f"{'Gbit/s per core':>15} {'server CPU':>10} {'busy cores':>12}")
 
 
@@ -171,12 +175,19 @@ def counted_bytes(daemon, sessions: list[dict], kind: str) -> int:
                for s in sessions)
 
 
+URL_OF = {"http-download": "download_url", "http-upload": "upload_url", "ws-download": "bulk_ws_url"}
+
+
 def client_path(kind: str, session: dict, seconds: float) -> str:
-    query = f"?test={session['test_id']}&token={session['token']}"
-    if kind == "http-upload":
-        return "/upload" + query
-    stream = "/download" if kind == "http-download" else "/ws/bulk-download"
-    return f"{stream}{query}&seconds={seconds:g}"
+    """The path and signed query of the session's load URL for *kind*."""
+    split = urlsplit(session[URL_OF[kind]])
+    path = f"{split.path}?{split.query}"
+    return path if kind == "http-upload" else f"{path}&seconds={seconds:g}"
+
+
+def server_pids(daemon) -> list[int]:
+    """The main process and its load workers: every process that serves the load."""
+    return [daemon.process.pid] + [pid for role, pid in daemon.child_pids().items() if role.startswith("load-")]
 
 
 def measure(daemon, kind: str, transport: str, streams: int, seconds: float) -> Figures:
@@ -185,24 +196,25 @@ def measure(daemon, kind: str, transport: str, streams: int, seconds: float) -> 
     sessions = [api(daemon, "POST", "/api/tests", b'{"mode":"single_user"}') for _ in range(streams)]
     lifetime = WARM_UP + seconds + STREAM_SLACK
     clients = [
-        subprocess.Popen([sys.executable, __file__, "client", kind, str(daemon.port),
+        subprocess.Popen([sys.executable, __file__, "client", kind, str(daemon.child_ports["load"]),
                           client_path(kind, session, lifetime), daemon.tls_ca or "", str(lifetime)])
         for session in sessions
     ]
+    pids = server_pids(daemon)
     try:
         time.sleep(WARM_UP)
-        start = sample(daemon, sessions, kind)
+        start = sample(daemon, pids, sessions, kind)
         time.sleep(seconds)
-        end = sample(daemon, sessions, kind)
+        end = sample(daemon, pids, sessions, kind)
     finally:
         for client in clients:
             client.wait(timeout=lifetime + 10)
     wall, cpu, counted, busy = (after - before for after, before in zip(end, start))
-    return Figures(kind, transport, streams, counted, wall, cpu, busy / wall)
+    return Figures(kind, transport, streams, len(pids) - 1, counted, wall, cpu, busy / wall)
 
 
-def sample(daemon, sessions: list[dict], kind: str) -> tuple[float, float, int, float]:
-    return (time.monotonic(), server_cpu_seconds(daemon.process.pid), counted_bytes(daemon, sessions, kind),
+def sample(daemon, pids: list[int], sessions: list[dict], kind: str) -> tuple[float, float, int, float]:
+    return (time.monotonic(), sum(map(server_cpu_seconds, pids)), counted_bytes(daemon, sessions, kind),
             machine_busy_seconds())
 
 
@@ -218,18 +230,21 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=2, help="parallel client processes")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--transports", default="plain,tls")
+    parser.add_argument("--workers", default="0", help="comma-separated load_workers values (0: one per core)")
     options = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; {options.streams} streams; {options.seconds:g} s windows")
     print(HEADER)
     with tempfile.TemporaryDirectory() as scratch:
-        for transport in options.transports.split(","):
-            tls = certificates(Path(scratch) / "tls") if transport == "tls" else None
-            daemon = start_daemon(Path(tempfile.mkdtemp(dir=scratch)), config_text=RELAXED_LIMITS, tls=tls)
-            try:
-                for kind in options.kinds.split(","):
-                    print(measure(daemon, kind, transport, options.streams, options.seconds).row(), flush=True)
-            finally:
-                daemon.stop()
+        for workers in options.workers.split(","):
+            for transport in options.transports.split(","):
+                tls = certificates(Path(scratch) / "tls") if transport == "tls" else None
+                daemon = start_daemon(Path(tempfile.mkdtemp(dir=scratch)), tls=tls,
+                                      config_text=RELAXED_LIMITS + f"load_workers={int(workers)}\n")
+                try:
+                    for kind in options.kinds.split(","):
+                        print(measure(daemon, kind, transport, options.streams, options.seconds).row(), flush=True)
+                finally:
+                    daemon.stop()
 
 
 if __name__ == "__main__":

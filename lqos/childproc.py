@@ -16,7 +16,7 @@ from typing import Callable
 
 from twisted.internet import defer, stdio, task
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Protocol
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
 
@@ -53,23 +53,35 @@ def child_argument_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+Listen = Callable[[object, IProtocolFactory], IListeningPort]
+
+
 def run_child(role: str, options: argparse.Namespace,
-              make_factory: Callable[[object, Callable[[dict], None]], IProtocolFactory]) -> None:
-    """Serve ``make_factory(reactor, send_to_parent)`` on ``options.port`` until the parent goes away."""
+              make_factory: Callable[[object, Callable[[dict], None]], IProtocolFactory],
+              listen: Listen | None = None) -> None:
+    """Serve ``make_factory(reactor, send_to_parent)`` on ``options.port`` until the parent goes away.
+
+    By default the port is ``child_endpoint``'s; a child that builds its own
+    stack (TLS included) passes *listen* to put the factory on the port itself.
+    """
     # The supervisor stamps time and role on every line; the child adds neither.
     observer = FileLogObserver(
         sys.stderr, lambda event: eventAsText(event, includeTimestamp=False) + "\n"
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    task.react(lambda reactor: defer.ensureDeferred(_serve(reactor, role, options, make_factory)))
+    task.react(lambda reactor: defer.ensureDeferred(_serve(reactor, role, options, make_factory, listen)))
 
 
-async def _serve(reactor, role: str, options: argparse.Namespace, make_factory) -> None:
+async def _serve(reactor, role: str, options: argparse.Namespace, make_factory, listen: Listen | None) -> None:
     parent_gone = defer.Deferred()
     link = ParentLink(on_lost=lambda: parent_gone.called or parent_gone.callback(None))
     stdio.StandardIO(link, reactor=reactor)
-    description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
-    port = await serverFromString(reactor, description).listen(make_factory(reactor, link.send))
+    factory = make_factory(reactor, link.send)
+    if listen is None:
+        description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
+        port = await serverFromString(reactor, description).listen(factory)
+    else:
+        port = listen(reactor, factory)
     log.info("{role} listening on {address}", role=role, address=port.getHost())
     link.send({"event": "ready", "role": role, "port": port.getHost().port})
     # A heartbeat, so the supervisor can tell a stopped or stuck child from a quiet one.

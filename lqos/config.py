@@ -65,6 +65,12 @@ class Config:
     video_port: int = 8003
     updates_port: int = 8004
     probe_port: int = 8005
+    # The bulk load endpoints (/download, /upload, /ws/bulk-download) are served
+    # by this many worker processes sharing load_port (0: one per CPU core), at
+    # this nice level, so that bulk data never delays the probe or the API.
+    load_port: int = 8006
+    load_workers: int = 0
+    load_worker_nice: int = 10
     tls_cert: str = ""
     tls_key: str = ""
     data_dir: str = "var"
@@ -217,6 +223,9 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "video_port": _port_number,
     "updates_port": _port_number,
     "probe_port": _port_number,
+    "load_port": _port_number,
+    "load_workers": _int_between(0, 64),
+    "load_worker_nice": _int_between(0, 19),
     "tls_cert": _path,
     "tls_key": _path,
     "data_dir": _path,
@@ -319,6 +328,7 @@ def child_ports(config: Config) -> dict[str, int]:
         "gaming": config.gaming_port,
         "video": config.video_port,
         "updates": config.updates_port,
+        "load": config.load_port,
     }
 
 

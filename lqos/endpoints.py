@@ -7,7 +7,14 @@ port speaks TLS (a page served over https cannot open ``ws://``).
 
 from __future__ import annotations
 
-from twisted.internet.endpoints import quoteStringArgument
+import socket
+
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, quoteStringArgument
+from twisted.internet.interfaces import IListeningPort
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+# Connections the kernel queues for a shared port before a worker accepts them.
+SHARED_PORT_BACKLOG = 1024
 
 
 class TLSFilesError(ValueError):
@@ -66,3 +73,39 @@ def check_tls_files(tls_cert: str, tls_key: str) -> None:
         context.check_privatekey()
     except SSL.Error:
         raise TLSFilesError(f"the key {tls_key} does not match the certificate {tls_cert}") from None
+
+
+def guard_outside_tls(reactor, endpoint, site, guard):
+    """The endpoint to listen on and its factory: *guard* around TLS (if any) around *site*.
+
+    The guard must sit under TLS, not over it: a WebSocket upgrade hands the
+    connection over by replacing the protocol its transport wraps, and
+    Autobahn reads TLS details only from a ``TLSMemoryBIOProtocol`` transport.
+    (Twisted offers no public way to take an ``ssl:`` endpoint apart, hence
+    the private attributes.)
+    """
+    if isinstance(endpoint, SSL4ServerEndpoint):
+        tls = TLSMemoryBIOFactory(endpoint._sslContextFactory, False, site)
+        plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
+        return plain, guard(tls)
+    return endpoint, guard(site)
+
+
+def listen_shared(reactor, port: int, interface: str, factory) -> IListeningPort:
+    """Listen on a port that other processes listen on too (``SO_REUSEPORT``).
+
+    The kernel spreads new connections over the listeners by a hash of the
+    addresses, so several worker processes share one port evenly.  Twisted's
+    TCP ports have no such option, so the socket is made here and adopted.
+    """
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((interface, port))
+        sock.listen(SHARED_PORT_BACKLOG)
+        sock.setblocking(False)
+        return reactor.adoptStreamPort(sock.fileno(), family, factory)
+    finally:
+        sock.close()  # the reactor holds its own duplicate of the descriptor

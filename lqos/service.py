@@ -10,8 +10,7 @@ from pathlib import Path
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
 
@@ -20,7 +19,7 @@ from lqos.personas.household import Household
 from lqos.personas.registry import discover_personas
 from lqos.secret import SECRET_FILE, load_or_create_secret
 from lqos.sessions import SessionLimits, SessionRegistry
-from lqos.endpoints import main_endpoint
+from lqos.endpoints import guard_outside_tls, main_endpoint
 from lqos.load.request import LoadRequestFactory
 from lqos.supervisor import ChildSpec, Supervisor
 from lqos.tcp import ConnectionLimits
@@ -41,12 +40,25 @@ CHILD_SILENT_SECONDS = 5.0
 
 
 def child_specs(config: Config, household: Household) -> list[ChildSpec]:
-    """The child processes this daemon runs: the probe first, then one per persona."""
+    """The child processes this daemon runs: the probe first, one per persona, then the load workers."""
     secret_file = str(Path(config.data_dir) / SECRET_FILE)
     return [_python_child("probe", "lqos.probe", config.probe_port, config)] + [
         _python_child(name, "lqos.personas", port, config, "--persona", name, "--secret-file", secret_file)
         for name, port in household.ports.items()
+    ] + [
+        _python_child(f"load-{number}", "lqos.load", config.load_port, config, "--secret-file", secret_file,
+                      "--nice", str(config.load_worker_nice),
+                      "--idle-seconds", str(config.http_idle_timeout_seconds),
+                      "--head-seconds", str(config.http_request_head_seconds),
+                      "--connections-per-ip", str(config.max_connections_per_ip),
+                      "--connections", str(config.max_connections))
+        for number in range(1, load_worker_count(config) + 1)
     ]
+
+
+def load_worker_count(config: Config) -> int:
+    """``load_workers``, where 0 means one per CPU core this process may use."""
+    return config.load_workers or len(os.sched_getaffinity(0)) or 1
 
 
 def _python_child(role: str, module: str, port: int, config: Config, *extra: str) -> ChildSpec:
@@ -72,17 +84,18 @@ def make_service(config: Config, reactor) -> MultiService:
     top = MultiService()
     secret = load_or_create_secret(config.data_dir)
     household = Household.from_config(config, discover_personas())
-    supervisor = Supervisor(child_specs(config, household), reactor, on_message=household.record_stats,
+    registry = SessionRegistry(secret, reactor, session_limits(config))
+    supervisor = Supervisor(child_specs(config, household), reactor,
+                            on_message=child_message_router(registry, household),
                             silent_after=CHILD_SILENT_SECONDS)
     supervisor.setServiceParent(top)
-    registry = SessionRegistry(secret, reactor, session_limits(config))
     telemetry = TelemetryService(config, reactor, supervisor.snapshot)
     telemetry.setServiceParent(top)
     app = MainApp(config, supervisor, clock=reactor, registry=registry, store=telemetry.store,
                   telemetry=telemetry.api, household=HouseholdEndpoints(household, secret))
-    # Every request's body goes to a bounded sink chosen before it is read (lqos/load/request.py).
+    # Every request's body is held to a small cap before it is read (lqos/load/request.py).
     site = Site(app.resource(), timeout=config.http_idle_timeout_seconds,
-                requestFactory=LoadRequestFactory(registry, reactor, app.client_ip),
+                requestFactory=LoadRequestFactory(reactor),
                 logFormatter=access_log_line)
     # Twisted's HTTPChannel already bounds a request's head: a 16 KiB line,
     # 500 headers, 16 KiB of headers in all (431/400 and close beyond them).
@@ -91,12 +104,22 @@ def make_service(config: Config, reactor) -> MultiService:
                                exempt=lambda host: _is_trusted_proxy(host, config))
     raise_open_files_limit(config.max_connections)
     description = main_endpoint(config.port, config.tls_cert, config.tls_key)
-    endpoint, guarded = _guard_outside_tls(reactor, serverFromString(reactor, description), site, guarded)
+    endpoint, guarded = guard_outside_tls(reactor, serverFromString(reactor, description), site, guarded)
     listener = StreamServerEndpointService(endpoint, guarded)
     listener._raiseSynchronously = True  # a port in use stops start-up, as strports does
     listener.setServiceParent(top)
     log.info("main site on {endpoint}", endpoint=description.split(":privateKey=")[0])
     return top
+
+
+def child_message_router(registry: SessionRegistry, household: Household):
+    """Where a child's report goes: load workers' byte counts to the sessions, persona stats to the household."""
+    def route(role: str, message: dict) -> None:
+        if message.get("event") == "load-bytes" and role.startswith("load-"):
+            registry.count_load_bytes(message.get("tests"))
+        else:
+            household.record_stats(role, message)
+    return route
 
 
 def _is_trusted_proxy(host: str, config: Config) -> bool:
@@ -122,17 +145,3 @@ def raise_open_files_limit(connections: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < connections + 64:
         log.warn("open-files limit {soft} is below max_connections={connections}; raise LimitNOFILE",
                  soft=soft, connections=connections)
-
-
-def _guard_outside_tls(reactor, endpoint, site, guard):
-    """The endpoint to listen on and its factory: *guard* around TLS (if any) around *site*.
-
-    The guard must sit under TLS, not over it: a WebSocket upgrade hands the
-    connection over by replacing the protocol its transport wraps, and
-    Autobahn reads TLS details only from a ``TLSMemoryBIOProtocol`` transport.
-    """
-    if isinstance(endpoint, SSL4ServerEndpoint):
-        tls = TLSMemoryBIOFactory(endpoint._sslContextFactory, False, site)
-        plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
-        return plain, guard(tls)
-    return endpoint, guard(site)

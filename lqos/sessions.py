@@ -3,7 +3,9 @@
 A session is created by ``POST /api/tests``; its token is an HMAC over the
 test id, the client's IP and the start time with the server's secret, so a
 token cannot be forged, moved to another IP, or used after it expires.  The
-load endpoints and the result submission both ask this registry.
+progress endpoint and the result submission ask this registry; the child
+processes (load workers, personas) check tokens of their own scope
+(``scoped_token``), signed with the same secret, and need no shared state.
 
 The registry holds no I/O: time comes from an ``IReactorTime`` passed in, so
 tests drive it with a ``Clock``.
@@ -24,6 +26,11 @@ HOURS = 60 * MINUTES
 
 # Time after the schedule ends during which the result may still be sent.
 SUBMIT_GRACE = 2 * MINUTES
+# A load stream may start until the schedule ends plus this much, for a slow
+# start; the session's token stays valid longer, but only to submit the result.
+LOAD_SLACK = 10 * SECONDS
+# A load worker reports at most this many tests' byte counts in one message.
+MAX_COUNTED_TESTS_PER_MESSAGE = 500
 
 
 @dataclass(frozen=True)
@@ -35,15 +42,24 @@ class Phase:
 # Schedules by mode: the LibreQoS test's 40 s single-user schedule and its
 # household's 5 s idle baseline + 30 s of every persona at once; the short
 # ones are for tests and quick checks.
+#
+# The single-user phases have the LibreQoS lengths, but upload comes before
+# download, so that the download streams run on into the bidirectional phase
+# and the uploads join them.  The other way round, the bidirectional phase's
+# downloads start while the uplink FIFO is full: their ACKs wait behind it
+# (250-300 ms on a bloated line) and their windows grow one slow round trip
+# at a time, so a 5 s phase measured 30 of a 200 Mbit/s link's 191 (tests/
+# testbed).  Uploads that join a full downlink reach their share in under a
+# second, and the phase then shows the steady state of both at once.
 SCHEDULES: dict[str, dict[str, tuple[Phase, ...]]] = {
     "single_user": {
         "standard": (
-            Phase("baseline", 5), Phase("download_warmup", 5), Phase("download", 10),
-            Phase("upload_warmup", 5), Phase("upload", 10), Phase("bidirectional", 5),
+            Phase("baseline", 5), Phase("upload_warmup", 5), Phase("upload", 10),
+            Phase("download_warmup", 5), Phase("download", 10), Phase("bidirectional", 5),
         ),
         "short": (
-            Phase("baseline", 2), Phase("download_warmup", 2), Phase("download", 3),
-            Phase("upload_warmup", 2), Phase("upload", 3), Phase("bidirectional", 3),
+            Phase("baseline", 2), Phase("upload_warmup", 2), Phase("upload", 3),
+            Phase("download_warmup", 2), Phase("download", 3), Phase("bidirectional", 3),
         ),
     },
     "virtual_household": {
@@ -105,6 +121,11 @@ class TestSession:
     def expires_at(self) -> float:
         return self.started_at + self.duration + SUBMIT_GRACE
 
+    @property
+    def load_until(self) -> int:
+        """The last second at which a load worker accepts a new stream for this test."""
+        return int(self.started_at + self.duration + LOAD_SLACK) + 1
+
     def phase_at(self, elapsed: float) -> str | None:
         """The phase the schedule is in *elapsed* seconds after the start."""
         for phase in self.phases:
@@ -120,21 +141,41 @@ def sign(secret: bytes, test_id: str, client_ip: str, started_at: float) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def persona_token(secret: bytes, test_id: str, expires_at: float) -> str:
-    """The token a household's persona connections present to the persona processes.
+def scoped_token(secret: bytes, scope: str, test_id: str, expires_at: float) -> str:
+    """A token for a child process's port, checked there with the same secret and no shared state.
 
-    It is checked there with the same secret and needs no shared state; it is
-    bound to the test and its expiry (the persona ports see no proxy headers,
-    so it is not bound to the client's IP).
+    It is bound to the test, its *scope* (which kind of port) and its expiry,
+    but not to the client's IP: the child ports see no proxy headers, and a
+    dual-stack client may reach them over another address family.  The main
+    port's session token, which is bound to the IP, still guards the result.
     """
-    return sign(secret, f"household:{test_id}", "", float(int(expires_at)))
+    return sign(secret, f"{scope}:{test_id}", "", float(int(expires_at)))
+
+
+def scoped_token_valid(secret: bytes, scope: str, test_id: str, expires_at: float, token: str,
+                       now: float) -> bool:
+    if not test_id or now > expires_at or len(token) > 128:
+        return False
+    expected = scoped_token(secret, scope, test_id, expires_at)
+    return hmac.compare_digest(expected.encode(), token.encode())
+
+
+def persona_token(secret: bytes, test_id: str, expires_at: float) -> str:
+    """The token a household's persona connections present to the persona processes."""
+    return scoped_token(secret, "household", test_id, expires_at)
 
 
 def persona_token_valid(secret: bytes, test_id: str, expires_at: float, token: str, now: float) -> bool:
-    if not test_id or now > expires_at or len(token) > 128:
-        return False
-    expected = persona_token(secret, test_id, expires_at)
-    return hmac.compare_digest(expected.encode(), token.encode())
+    return scoped_token_valid(secret, "household", test_id, expires_at, token, now)
+
+
+def load_token(secret: bytes, session: TestSession) -> str:
+    """The token a test's load URLs carry to the load workers, valid until ``load_until``."""
+    return scoped_token(secret, "load", session.test_id, session.load_until)
+
+
+def load_token_valid(secret: bytes, test_id: str, until: float, token: str, now: float) -> bool:
+    return scoped_token_valid(secret, "load", test_id, until, token, now)
 
 
 @dataclass
@@ -177,6 +218,21 @@ class SessionRegistry:
             raise SessionRefused(403, "unknown test or wrong token")
         return session
 
+    def count_load_bytes(self, counts: object) -> None:
+        """Add a load worker's report ``{test_id: [upload_bytes, download_bytes]}`` to the sessions.
+
+        The report comes from a child process over its pipe, so it is checked
+        as any outside input is: an ill-formed entry is skipped, not trusted.
+        """
+        if not isinstance(counts, dict):
+            return
+        for test_id, pair in list(counts.items())[:MAX_COUNTED_TESTS_PER_MESSAGE]:
+            session = self._sessions.get(test_id)
+            if session is None or not _is_byte_pair(pair):
+                continue
+            session.upload_bytes += pair[0]
+            session.download_bytes += pair[1]
+
     def active(self) -> list[TestSession]:
         now = self.clock.seconds()
         return [s for s in self._sessions.values() if not s.submitted and now <= s.expires_at]
@@ -202,3 +258,8 @@ class SessionRegistry:
                 starts.popleft()
             if not starts:
                 del self._starts_by_ip[ip]
+
+
+def _is_byte_pair(value: object) -> bool:
+    return (isinstance(value, list) and len(value) == 2
+            and all(type(count) is int and 0 <= count < 2**53 for count in value))

@@ -35,6 +35,7 @@ class Options(usage.Options):
         ["gaming-port", None, None, "Gaming persona port [default: 8002]"],
         ["video-port", None, None, "Video call persona port [default: 8003]"],
         ["updates-port", None, None, "System updates persona port [default: 8004]"],
+        ["load-port", None, None, "Port of the bulk load workers [default: 8006]"],
     ]
 
     def postOptions(self) -> None:

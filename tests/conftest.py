@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 
@@ -64,7 +65,8 @@ def daemon_with_fifth_persona(tmp_path):
     plugins.mkdir(parents=True)
     (port,) = free_ports(1)
     (plugins / "cloud_gaming.py").write_text(textwrap.dedent(CLOUD_GAMING_PLUGIN.format(port=port)))
-    daemon = start_daemon(tmp_path, env={"PYTHONPATH": str(tmp_path / "operator")})
+    python_path = os.pathsep.join(filter(None, [str(tmp_path / "operator"), os.environ.get("PYTHONPATH")]))
+    daemon = start_daemon(tmp_path, env={"PYTHONPATH": python_path})
     daemon.child_ports["cloud_gaming"] = port
     yield daemon
     daemon.stop()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).parent / "twistd"
-CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates")
+# The child ports, by the role that listens there ("load" is every load worker).
+CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load")
 
 
 def free_ports(count: int) -> list[int]:

@@ -16,6 +16,18 @@
 //   <- binary                                downstream, counted into 1 s windows of the load
 //   <- {"type":"done"}                       the load is over
 //
+// A persona with echo_copies N > 1 (gaming) gets N more WebSockets that only answer pings,
+// and its own connection carries no pings: copy k of ping n goes on echo socket (n + k) mod N,
+// k ticks (1000 / tick_hz ms) after copy 0 unless the ping is answered by then, with its own
+// send time as t. The ping's RTT is the first pong's, from that copy's t; later pongs are
+// ignored. Over TCP a dropped segment holds back every later message on its connection until
+// it is retransmitted (often a 200 ms timeout), which a game on UDP would feel as one lost
+// packet, not as delay for the next ones. Through a FIFO the copies come back in the order
+// they were sent, so a later copy comes back first only when a retransmission held the
+// earlier one back; it then stands in for it with the delay the FIFO gave it. (The Persona
+// docstring in lqos/personas/model.py says it at length.) The member is "ready" when all
+// of its connections said hello; only its own connection breaking interrupts it.
+//
 // Clock: ms since the test start, which the page gives as an absolute time
 // (performance.timeOrigin + performance.now() of the page) so any realm can use it.
 //
@@ -26,6 +38,7 @@
 //   {type: "finished", name, samples}            samples as the result submission wants them
 
 export const PING_INTERVAL_MS = 100;
+const MAX_ECHO_COPIES = 4;  // lqos.personas.model.MAX_ECHO_COPIES
 const LIVE_INTERVAL_MS = 250;
 const SWEEP_INTERVAL_MS = 25;
 const WINDOW_MS = 1000;
@@ -54,8 +67,12 @@ export class PersonaConnection {
     this.report = report;
     this.traffic = persona.traffic || {};
     this.deadlineMs = persona.deadline_ms || 2000;
+    const copies = Number.isInteger(persona.echo_copies)
+      ? Math.max(1, Math.min(MAX_ECHO_COPIES, persona.echo_copies)) : 1;
+    this.echoSockets = new Array(copies > 1 ? copies : 0).fill(null);  // copy k -> its echo-only socket
     this.state = "connecting";
     this.socket = null;
+    this.helloCount = 0;
     this.timers = new Set();
     this.stopped = false;
     // The test clock, on this realm's performance.now().
@@ -67,6 +84,7 @@ export class PersonaConnection {
     // Samples.
     this.seq = 0;
     this.inFlight = new Map();  // seq -> [phase, sentAt (this realm's clock)]
+    this.copiesSent = new Map(); // seq -> [t of each copy sent], while the ping is in flight
     this.pings = [];            // [seq, phase, sent_ms, rtt_ms | null]
     this.windowBytes = [];      // bytes received in 1 s window k of the load
     this.acks = [];             // [t_ms, up_bytes], as the server said
@@ -124,6 +142,53 @@ export class PersonaConnection {
     socket.onmessage = (event) => this.onMessage(event);
     socket.onerror = () => {};  // onclose follows and says what happened
     socket.onclose = (event) => this.onClose(event);
+    for (let copy = 0; copy < this.echoSockets.length; copy += 1) this.openEcho(copy);
+  }
+
+  openEcho(copy) {
+    let socket;
+    try {
+      socket = new WebSocket(this.persona.url);
+    } catch (error) {
+      this.failConnecting(String(error.message || error));
+      return;
+    }
+    this.echoSockets[copy] = socket;
+    socket.onmessage = (event) => {
+      if (typeof event.data !== "string") return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message && message.type === "hello") this.helloed();
+      else if (message && message.type === "pong") this.onPong(message, performance.now());
+    };
+    socket.onerror = () => {};
+    socket.onclose = (event) => {
+      if (this.echoSockets[copy] === socket) this.echoSockets[copy] = null;
+      // Before the test starts, every connection is needed; afterwards the other copies go on.
+      if (this.state === "connecting" && !this.readySent && !this.stopped) {
+        this.failConnecting(event.code === 1006 ? "no connection" : `closed (${event.code})`);
+      }
+    };
+  }
+
+  /** One of the member's connections said hello; all of them: the member is ready. */
+  helloed() {
+    this.helloCount += 1;
+    if (this.state === "connecting" && !this.readySent && this.helloCount >= 1 + this.echoSockets.length) {
+      this.readySent = true;
+      this.report({ type: "ready", name: this.name });
+    }
+  }
+
+  failConnecting(message) {
+    if (this.failedSent) return;
+    this.failedSent = true;
+    this.report({ type: "failed", name: this.name, message });
+    this.stop();
   }
 
   // --- the schedule ---
@@ -155,10 +220,29 @@ export class PersonaConnection {
     const phase = this.loadStartMs === null ? "baseline" : "load";
     const sentAt = performance.now();
     this.inFlight.set(seq, [phase, sentAt]);
-    this.socket.send(JSON.stringify({ type: "ping", seq, t: round3(sentAt - this.startAt) }));
+    if (this.echoSockets.length === 0) {
+      this.socket.send(JSON.stringify({ type: "ping", seq, t: round3(sentAt - this.startAt) }));
+    } else {
+      this.copiesSent.set(seq, []);
+      this.sendCopy(seq, 0);
+      const tickMs = 1000 / this.traffic.tick_hz;
+      for (let copy = 1; copy < this.echoSockets.length; copy += 1) {
+        this.later(() => this.sendCopy(seq, copy), copy * tickMs);
+      }
+    }
     // The next slot on the 100 ms grid from the start; a stalled timer skips slots, never bunches pings.
     const next = (Math.floor((performance.now() - this.startAt) / PING_INTERVAL_MS) + 1) * PING_INTERVAL_MS;
     this.later(() => this.ping(), next - this.now());
+  }
+
+  /** Copy `copy` of ping `seq`, stamped with its own send time; none once the ping is settled. */
+  sendCopy(seq, copy) {
+    const copies = this.copiesSent.get(seq);
+    const socket = this.echoSockets[(seq + copy) % this.echoSockets.length];
+    if (!copies || !this.inFlight.has(seq) || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const t = round3(performance.now() - this.startAt);
+    copies.push(t);
+    socket.send(JSON.stringify({ type: "ping", seq, t }));
   }
 
   beginLoad() {
@@ -212,6 +296,7 @@ export class PersonaConnection {
 
   settle(seq, phase, sentAt, rtt) {
     this.inFlight.delete(seq);
+    this.copiesSent.delete(seq);
     const sentMs = round3(sentAt - this.startAt);
     const value = rtt === null ? null : round3(rtt);
     this.pings.push([seq, phase, sentMs, value]);
@@ -236,20 +321,11 @@ export class PersonaConnection {
     if (!message || typeof message !== "object") return;
     switch (message.type) {
       case "hello":
-        if (this.state === "connecting" && !this.readySent) {
-          this.readySent = true;
-          this.report({ type: "ready", name: this.name });
-        }
+        this.helloed();
         break;
-      case "pong": {
-        const flight = this.inFlight.get(message.seq);
-        if (!flight || this.startAt === null) return;  // late (already lost) or not ours
-        if (Math.abs(message.t - round3(flight[1] - this.startAt)) > 0.01) return;
-        const rtt = now - flight[1];
-        this.settle(message.seq, flight[0], flight[1], rtt < this.deadlineMs ? rtt : null);
-        this.maybeFinish();
+      case "pong":
+        this.onPong(message, now);
         break;
-      }
       case "ack":
         if (Number.isFinite(message.t_ms) && Number.isInteger(message.up_bytes)) {
           this.acks.push([Math.max(0, message.t_ms), message.up_bytes]);
@@ -273,6 +349,20 @@ export class PersonaConnection {
     }
   }
 
+  /** The first pong of a ping settles it: its RTT from the send time of the copy it answers
+   *  (the ping's own, without copies), and the deadline from the ping's first copy. */
+  onPong(message, now) {
+    const flight = this.inFlight.get(message.seq);
+    if (!flight || this.startAt === null) return;  // answered already, late (already lost), or not ours
+    const copies = this.copiesSent.get(message.seq);
+    const sentAt = copies ? copies.find((t) => Math.abs(message.t - t) <= 0.01) : round3(flight[1] - this.startAt);
+    if (sentAt === undefined || Math.abs(message.t - sentAt) > 0.01) return;
+    const rtt = now - this.startAt - sentAt;
+    const late = now - flight[1] >= this.deadlineMs;
+    this.settle(message.seq, flight[0], flight[1], late ? null : rtt);
+    this.maybeFinish();
+  }
+
   countDown(bytes) {
     this.downTotal += bytes;
     if (this.loadStartMs === null || this.startAt === null) return;
@@ -284,9 +374,7 @@ export class PersonaConnection {
     this.socket = null;
     if (this.stopped) return;
     if (this.state === "connecting" && !this.readySent) {
-      this.report({ type: "failed", name: this.name,
-        message: event.code === 1006 ? "no connection" : `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})` });
-      this.stop();
+      this.failConnecting(event.code === 1006 ? "no connection" : `closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`);
       return;
     }
     if (!this.done) {
@@ -387,9 +475,11 @@ export class PersonaConnection {
       clearInterval(handle);
     }
     this.timers.clear();
-    const socket = this.socket;
+    const sockets = [this.socket, ...this.echoSockets];
     this.socket = null;
-    if (socket) {
+    this.echoSockets = this.echoSockets.map(() => null);
+    for (const socket of sockets) {
+      if (!socket) continue;
       socket.onclose = null;
       socket.onmessage = null;
       if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {

@@ -352,13 +352,18 @@ function uploadSize(bytesPerSecond) {
   return size;
 }
 
-/** One upload stream: POST a Blob, then the next, each sized to last about 1.5 s. */
+/**
+ * One upload stream: POST a Blob, then the next, each sized to last about
+ * 1.5 s. `size` is the first body's size: a stream that starts where an
+ * earlier one already learnt the rate skips the doubling from 1 MiB, each
+ * step of which costs a loaded round trip between requests.
+ */
 class UploadStream {
-  constructor(url, onFailure) {
+  constructor(url, onFailure, size = MIN_UPLOAD_BYTES) {
     this.url = url;
     this.onFailure = onFailure;
     this.controller = new AbortController();
-    this.size = MIN_UPLOAD_BYTES;
+    this.size = Math.min(Math.max(size, MIN_UPLOAD_BYTES), MAX_UPLOAD_BYTES);
   }
 
   async run() {
@@ -404,16 +409,19 @@ class UploadStream {
 /**
  * The streams of one direction. `resize(n)` opens streams up to n; `stop()`
  * aborts them all. Download streams use fetch() while the HTTP connection
- * budget lasts, then WebSockets; upload streams need an HTTP connection each.
+ * budget lasts (and while they hold fewer than `httpLimit`), then WebSockets;
+ * upload streams need an HTTP connection each.
  */
 export class StreamGroup {
-  constructor({ direction, url, wsUrl = null, meter, budget, onFatal }) {
+  constructor({ direction, url, wsUrl = null, meter, budget, onFatal, httpLimit = Infinity, uploadBytes = MIN_UPLOAD_BYTES }) {
     this.direction = direction;  // "down" | "up"
+    this.uploadBytes = uploadBytes;  // first body size of new upload streams
     this.url = url;
     this.wsUrl = wsUrl;
     this.meter = meter;
     this.budget = budget;
     this.onFatal = onFatal;
+    this.httpLimit = httpLimit;
     this.streams = new Map();  // stream -> holds an HTTP connection of the budget
     this.refusal = null;
     this.stopped = false;
@@ -434,10 +442,10 @@ export class StreamGroup {
     while (!this.stopped && !this.refusal && this.streams.size < count) {
       const onFailure = (stream, error) => this.failed(stream, error);
       let stream;
-      let holdsConnection = this.budget.take();
+      const holdsConnection = this.transports().http < this.httpLimit && this.budget.take();
       if (this.direction === "up") {
         if (!holdsConnection) break;
-        stream = new UploadStream(this.url, onFailure);
+        stream = new UploadStream(this.url, onFailure, this.uploadBytes);
       } else if (holdsConnection) {
         stream = new DownloadStream(this.url, this.meter, onFailure);
       } else if (this.wsUrl) {
@@ -463,6 +471,13 @@ export class StreamGroup {
       this.refusal = error;
       if (this.streams.size === 0) this.onFatal(new LoadError(error.message));
     }
+  }
+
+  /** The body size the upload streams have settled on: where a later group of uploads can start. */
+  learntUploadBytes() {
+    let size = this.uploadBytes;
+    for (const stream of this.streams.keys()) if (stream instanceof UploadStream) size = Math.max(size, stream.size);
+    return size;
   }
 
   stop() {

@@ -124,6 +124,7 @@ export class SingleUserTest {
     this.probes = [];           // {seq, phase, sent_ms, rtt_ms}
     this.groups = { down: null, up: null };
     this.counts = { down: 0, up: 0 };
+    this.uploadBytes = undefined;  // upload body size learnt by the last upload group
     this.current = null;
     this.t0 = null;
     this.finished = false;
@@ -268,7 +269,7 @@ export class SingleUserTest {
     });
   }
 
-  group(direction) {
+  group(direction, phaseIndex) {
     if (!this.groups[direction]) {
       this.groups[direction] = new StreamGroup({
         direction,
@@ -277,9 +278,30 @@ export class SingleUserTest {
         meter: this.received,
         budget: this.budget,
         onFatal: (error) => this.fail(error),
+        // Without a WebSocket download URL the downloads have no other way to run: no limit then.
+        httpLimit: direction === "down" && this.session.bulk_ws_url
+          ? this.budget.size - this.uploadStreamsAlongside(phaseIndex) : Infinity,
+        uploadBytes: this.uploadBytes,
       });
     }
     return this.groups[direction];
+  }
+
+  /**
+   * How many upload streams will run while a download group opened in phase
+   * `phaseIndex` is still open (a group lives on while the following phases
+   * load its direction). Uploads need an HTTP connection each (there is no
+   * WebSocket upload) while downloads can use WebSockets, so the downloads
+   * leave the uploads these connections: the bidirectional phase then runs
+   * the stream counts its warm-ups found, whichever direction came first.
+   */
+  uploadStreamsAlongside(phaseIndex) {
+    for (const span of this.spans.slice(phaseIndex)) {
+      const directions = DIRECTIONS_OF_PHASE[span.name] || [];
+      if (!directions.includes("down")) return 0;
+      if (directions.includes("up")) return this.counts.up || this.limits.min_streams || 1;
+    }
+    return 0;
   }
 
   async runPhases() {
@@ -289,7 +311,7 @@ export class SingleUserTest {
       this.emit("phase", span, index);
       const warmups = [];
       for (const direction of DIRECTIONS_OF_PHASE[span.name] || []) {
-        const group = this.group(direction);
+        const group = this.group(direction, index);
         if (WARMUP_PHASES.has(span.name)) {
           warmups.push(warmUp({
             group,
@@ -315,6 +337,7 @@ export class SingleUserTest {
       const nextDirections = next ? DIRECTIONS_OF_PHASE[next.name] || [] : [];
       for (const direction of ["down", "up"]) {
         if (this.groups[direction] && !nextDirections.includes(direction)) {
+          if (direction === "up") this.uploadBytes = this.groups.up.learntUploadBytes();
           this.groups[direction].stop();
           this.groups[direction] = null;
         }

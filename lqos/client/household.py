@@ -9,6 +9,11 @@ side of ``lqos.personas.protocol`` on each:
   the test clock; RTT is measured when the ``pong`` arrives, a ping with no
   pong within the persona's ``deadline_ms`` is lost (``null``, never a
   made-up RTT), and each ping carries the phase it was *sent* in;
+* a persona with ``echo_copies`` N > 1 (gaming) gets N more WebSockets that
+  only echo, and its own connection carries no pings: copy k of ping n goes
+  on echo connection (n + k) mod N, k ticks after copy 0 unless the ping is
+  answered by then, with its own send time as ``t``; the ping's RTT is the
+  first pong's, from that copy's ``t`` (why: ``lqos.personas.model.Persona``);
 * when ``load`` begins, ``{"type": "start", "seconds": S}`` to every
   persona at once; then, until the load ends, ``up_bytes_per_tick`` binary
   bytes every ``1 / tick_hz`` s (one ``LoopingCall`` per persona);
@@ -55,6 +60,7 @@ from lqos.client.probe import ProbeLog, next_probe_time, websocket_endpoint
 from lqos.client.runner import start_test
 from lqos.client.schedule import Schedule, TestClock
 from lqos.client.windows import WINDOW_MS
+from lqos.personas.model import MAX_ECHO_COPIES
 from lqos.submission import MAX_PERSONA_DEADLINE_MS, PROBE_INTERVAL_MS
 from lqos.tcp import send_small_messages_at_once
 
@@ -130,18 +136,24 @@ class PersonaPlan:
     up_bytes_per_tick: int
     bulk: bool
     bursty: bool
+    echo_copies: int = 1
 
     @classmethod
     def from_answer(cls, entry: object) -> "PersonaPlan":
         try:
             traffic = entry["traffic"]
+            echo_copies = entry.get("echo_copies", 1)
+            if isinstance(echo_copies, bool) or not isinstance(echo_copies, int):
+                raise TypeError("echo_copies")
             plan = cls(str(entry["name"]), str(entry["url"]), float(entry["deadline_ms"]),
                        float(traffic["tick_hz"]), int(traffic["up_bytes_per_tick"]),
-                       traffic["down_mbps"] is None, traffic.get("burst_seconds") is not None)
-        except (KeyError, TypeError, ValueError):
+                       traffic["down_mbps"] is None, traffic.get("burst_seconds") is not None,
+                       echo_copies)
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise ClientError("the server's household description has a malformed persona") from None
         if not (0 < plan.deadline_ms <= MAX_PERSONA_DEADLINE_MS and 0 < plan.tick_hz <= MAX_TICK_HZ
-                and 0 <= plan.up_bytes_per_tick <= MAX_UP_BYTES_PER_TICK):
+                and 0 <= plan.up_bytes_per_tick <= MAX_UP_BYTES_PER_TICK
+                and 1 <= plan.echo_copies <= MAX_ECHO_COPIES):
             raise ClientError(f"the server's plan for persona {plan.name!r} is out of bounds")
         return plan
 
@@ -168,7 +180,13 @@ def household_schedule(answer: dict) -> Schedule:
 
 
 class PersonaMember:
-    """This household's connection to one persona: what it sends, what it records."""
+    """This household's connections to one persona: what they send, what they record.
+
+    ``protocol`` carries the persona's traffic, and its pings unless the
+    persona asks for ``echo_copies`` > 1: then ``echo_protocols`` carry them,
+    one copy each, a tick apart.  Only ``protocol`` breaking interrupts the
+    persona; a broken echo connection's copies are not sent.
+    """
 
     def __init__(self, reactor, plan: PersonaPlan, schedule: Schedule, block: bytes):
         self.plan = plan
@@ -185,6 +203,10 @@ class PersonaMember:
         self.done = False
         self.closed = False
         self.protocol: WebSocketClientProtocol | None = None
+        self.echo_protocols: list[WebSocketClientProtocol | None] = []  # None once broken
+        # seq -> (the ping's time, each copy's send time), until answered or past the deadline
+        self._copies_sent: dict[int, tuple[float, list[float]]] = {}
+        self._copy_timers: list = []
         self.on_change: Callable[[], None] = lambda: None
         self._seq = 0
         self._uploader = LoopingCall(self._send_up)
@@ -211,11 +233,34 @@ class PersonaMember:
     # --- sending ---
 
     def ping(self, now_ms: float, phase: str) -> None:
+        """One echo: on the persona's own connection, or as its copies a tick apart."""
         if not self.live:
             return
-        self._send_json({"type": "ping", "seq": self._seq, "t": round(now_ms, 3)})
-        self.pings.sent(self._seq, phase, now_ms)
+        seq = self._seq
         self._seq += 1
+        self.pings.sent(seq, phase, now_ms)
+        if not self.echo_protocols:
+            self._send_ping(self.protocol, seq, now_ms)
+            return
+        self._copies_sent[seq] = (now_ms, [])
+        self._send_copy(seq, 0)
+        self._copy_timers = [timer for timer in self._copy_timers if timer.active()]
+        for copy in range(1, len(self.echo_protocols)):
+            self._copy_timers.append(self._reactor.callLater(copy / self.plan.tick_hz, self._send_copy, seq, copy))
+
+    def _send_copy(self, seq: int, copy: int) -> None:
+        if self.closed or seq not in self._copies_sent:
+            return
+        protocol = self.echo_protocols[(seq + copy) % len(self.echo_protocols)]
+        if protocol is not None and protocol.state == WebSocketClientProtocol.STATE_OPEN:
+            sent_ms = self._clock.now_ms()
+            self._copies_sent[seq][1].append(round(sent_ms, 3))
+            self._send_ping(protocol, seq, sent_ms)
+
+    @staticmethod
+    def _send_ping(protocol, seq: int, sent_ms: float) -> None:
+        message = {"type": "ping", "seq": seq, "t": round(sent_ms, 3)}
+        protocol.sendMessage(json.dumps(message, separators=(",", ":")).encode(), isBinary=False)
 
     def start_load(self, seconds: float) -> None:
         if not self.live:
@@ -243,10 +288,20 @@ class PersonaMember:
 
     def expire(self, now_ms: float) -> None:
         self.pings.expire(now_ms)
+        deadline = self.plan.deadline_ms
+        for seq in [seq for seq, (pinged_ms, _) in self._copies_sent.items() if now_ms - pinged_ms >= deadline]:
+            del self._copies_sent[seq]
 
     def close(self) -> None:
         self.stop_load()
         self.pings.expire_all()
+        self._copies_sent.clear()
+        for timer in self._copy_timers:
+            if timer.active():
+                timer.cancel()
+        for protocol in self.echo_protocols:
+            if protocol is not None:
+                protocol.sendClose()
         if self.protocol is not None and not self.closed:
             self.protocol.sendClose()
 
@@ -262,6 +317,36 @@ class PersonaMember:
                 transport = self.protocol.transport
                 transport.pauseProducing()
                 self._ceiling.wait(transport.resumeProducing)
+
+    def on_echo(self, payload: bytes) -> None:
+        """A message on an echo-only connection: only its pongs matter.
+
+        The first copy back answers the ping, with that copy's RTT: it is
+        recorded as if it had come back that much after the ping's first copy
+        (``ProbeLog`` counts from there, and applies the deadline from there).
+        """
+        if self._clock is None:
+            return
+        now = self._clock.now_ms()
+        try:
+            message = json.loads(payload)
+            if message.get("type") != "pong":
+                return
+            seq, copy_sent_ms = message.get("seq"), message.get("t")
+        except (ValueError, AttributeError):
+            return
+        if not (_is_number(copy_sent_ms) and isinstance(seq, int) and not isinstance(seq, bool)):
+            return
+        pinged_ms, copies = self._copies_sent.get(seq, (None, ()))
+        if copy_sent_ms not in copies:
+            return  # answered already (a later copy), or not one of ours
+        del self._copies_sent[seq]
+        self.pings.answered(seq, now - (copy_sent_ms - pinged_ms))
+        self.on_change()
+
+    def on_echo_close(self, protocol: WebSocketClientProtocol) -> None:
+        """An echo connection broke: the other copies go on."""
+        self.echo_protocols = [None if p is protocol else p for p in self.echo_protocols]
 
     def on_text(self, payload: bytes) -> None:
         if self._clock is None:
@@ -321,46 +406,80 @@ class PersonaClientProtocol(WebSocketClientProtocol):
         self.factory.opened(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        member = self.factory.member
-        if isBinary:
-            member.on_binary(len(payload))
-        else:
-            member.on_text(payload)
+        self.factory.on_message(self, payload, isBinary)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.factory.closed(reason)
+        self.factory.closed(self, reason)
 
 
 class PersonaClientFactory(WebSocketClientFactory):
+    """One of a persona's connections: the traffic one, or (``echo_only``) one that only echoes."""
+
     protocol = PersonaClientProtocol
 
-    def __init__(self, member: PersonaMember, reactor):
+    def __init__(self, member: PersonaMember, reactor, echo_only: bool = False):
         super().__init__(member.plan.url, reactor=reactor)
         self.setProtocolOptions(openHandshakeTimeout=CONNECT_TIMEOUT, closeHandshakeTimeout=1.0,
                                 autoPingInterval=0, maxFramePayloadSize=MAX_MESSAGE_BYTES,
                                 maxMessagePayloadSize=MAX_MESSAGE_BYTES)
         self.member = member
+        self.echo_only = echo_only
+        self.protocol_instance: PersonaClientProtocol | None = None
         self.ready = defer.Deferred()
 
     def opened(self, protocol: PersonaClientProtocol) -> None:
         if self.ready.called:  # it opened after its time was up: not part of this test
             protocol.sendClose()
             return
-        self.member.protocol = protocol
+        self.protocol_instance = protocol
+        if self.echo_only:
+            self.member.echo_protocols.append(protocol)
+        else:
+            self.member.protocol = protocol
         self.ready.callback(protocol)
 
-    def closed(self, reason: str | None) -> None:
+    def on_message(self, protocol: PersonaClientProtocol, payload: bytes, is_binary: bool) -> None:
+        if protocol is not self.protocol_instance:
+            return
+        if self.echo_only:
+            if not is_binary:
+                self.member.on_echo(payload)
+        elif is_binary:
+            self.member.on_binary(len(payload))
+        else:
+            self.member.on_text(payload)
+
+    def closed(self, protocol: PersonaClientProtocol, reason: str | None) -> None:
         if not self.ready.called:
             self.ready.errback(ClientError(f"the {self.member.plan.name} persona's WebSocket did not open "
                                            f"({reason or 'refused'})"))
+        elif protocol is not self.protocol_instance:
+            return
+        elif self.echo_only:
+            self.member.on_echo_close(protocol)
         elif self.member.protocol is not None:
             self.member.on_close()
 
 
 async def open_member(reactor, member: PersonaMember, cafile: str | None) -> None:
-    factory = PersonaClientFactory(member, reactor)
-    await websocket_endpoint(reactor, member.plan.url, cafile).connect(factory)
-    await factory.ready
+    """Open every connection the persona asks for; it takes part only if all of them open."""
+    echo_only = member.plan.echo_copies if member.plan.echo_copies > 1 else 0
+    factories = [PersonaClientFactory(member, reactor, echo_only=index > 0) for index in range(1 + echo_only)]
+    endpoint = websocket_endpoint(reactor, member.plan.url, cafile)
+    opening = [defer.ensureDeferred(_open(endpoint, factory)) for factory in factories]
+    outcomes = await defer.DeferredList(opening, consumeErrors=True)
+    failures = [outcome for ok, outcome in outcomes if not ok]
+    if failures:
+        for ok, protocol in outcomes:
+            if ok:
+                protocol.sendClose()
+        member.echo_protocols.clear()
+        failures[0].raiseException()
+
+
+async def _open(endpoint, factory: PersonaClientFactory) -> PersonaClientProtocol:
+    await endpoint.connect(factory)
+    return await factory.ready
 
 
 # --------------------------------------------------------- the household's run

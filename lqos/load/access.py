@@ -1,14 +1,13 @@
-"""Who may load the server: the session a load request's query names, and its stream slots."""
+"""Who may load the server: the test a load request's query names, and its stream slots."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from lqos.load.limits import LoadLimits
-from lqos.sessions import SessionRefused, SessionRegistry, TestSession
+from lqos.load.tickets import LoadSession, LoadTickets, TicketRefused
 
 QueryArgs = Mapping[bytes, Sequence[bytes]]
-ClientIP = Callable[[object], str]
 
 MAX_ID_BYTES = 200
 
@@ -49,21 +48,17 @@ def query_number(args: QueryArgs, name: bytes, default: float, low: float, high:
     return value
 
 
-def authorize(registry: SessionRegistry, args: QueryArgs, client_ip: str, test_id: str | None = None) -> TestSession:
-    """The session that ``?test=ID&token=T`` opens for *client_ip*; 403 when there is none."""
-    test_id = query_text(args, b"test") if test_id is None else test_id
-    token = query_text(args, b"token")
-    if not test_id or not token:
-        raise LoadRefused(403, "a load request needs ?test=ID&token=TOKEN from POST /api/tests")
+def authorize(tickets: LoadTickets, args: QueryArgs) -> LoadSession:
+    """The test that ``?test=ID&until=T&token=K`` opens; 403 or 410 when it opens none."""
     try:
-        return registry.authorize(test_id, token, client_ip)
-    except SessionRefused as refused:
+        return tickets.admit(query_text(args, b"test"), query_text(args, b"until"), query_text(args, b"token"))
+    except TicketRefused as refused:
         raise LoadRefused(refused.status, refused.reason) from None
 
 
-def open_stream(session: TestSession, limits: LoadLimits, now: float) -> StreamSlot:
-    """A stream slot, if the session's schedule is still running and it has one free."""
-    if now > session.started_at + session.duration + limits.schedule_slack_seconds:
+def open_stream(session: LoadSession, limits: LoadLimits, now: float) -> StreamSlot:
+    """A stream slot, if the test's schedule is still running and it has one free."""
+    if now > session.until:
         raise LoadRefused(410, "this test's schedule is over: start a new test")
     return StreamSlot(session, limits.streams_per_test)
 
@@ -75,7 +70,7 @@ class StreamSlot:
     hold open at once (DESIGN 10), whatever the transport.
     """
 
-    def __init__(self, session: TestSession, limit: int):
+    def __init__(self, session: LoadSession, limit: int):
         if session.active_streams >= limit:
             raise LoadRefused(429, f"this test already has {limit} streams open")
         session.active_streams += 1

@@ -30,12 +30,13 @@ class LoadLimits:
     upload_bytes_per_request: int = 256 * MiB
     # Enough for 25 Gbit/s through the 20 s of the standard schedule that carry
     # upload (warm-up, upload, bidirectional), so no customer's line is cut
-    # short; time bounds abuse (schedule_slack_seconds), this bounds a runaway.
+    # short; time bounds abuse (the load URL's ``until``), this bounds a runaway.
+    # Each load worker counts what it received, so with N workers a test can
+    # send at most N times this.
     upload_bytes_per_test: int = 64 * GiB
-    # A stream may start only while the test's schedule runs, plus this much for a
-    # slow start; the token stays valid longer, but only to submit the result.
-    schedule_slack_seconds: float = 10 * SECONDS
     # 16 download plus 16 upload streams in the bidirectional phase (DESIGN 4.4).
+    # Per worker too: the kernel spreads a test's connections over the workers
+    # by hash, so a smaller share per worker could refuse a legitimate stream.
     streams_per_test: int = 32
     # Any body to any other path: the JSON APIs need a few KiB at most.
     other_body_bytes: int = 1 * MiB

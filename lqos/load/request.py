@@ -5,14 +5,15 @@ temporary file, with no size limit.  ``LoadAwareRequest`` looks at the
 method and path as soon as the headers are in (``gotLength``) and installs a
 sink: for ``POST /upload`` one that authorizes the test, then counts and
 drops every byte; for anything else a buffer capped at 1 MiB.  A body that
-is refused gets its JSON error at once, without being read.
+is refused gets its JSON error at once, without being read.  The main
+process, which serves no uploads, holds every body to the small cap.
 """
 
 from __future__ import annotations
 
 import json
 from io import BytesIO
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_to_bytes
 
 from twisted.logger import Logger
 from twisted.web import server
@@ -20,10 +21,10 @@ from twisted.web.http import RESPONSES
 from twisted.web.iweb import INonQueuedRequestFactory
 from zope.interface import implementer
 
-from lqos.load.access import ClientIP, LoadRefused, authorize, open_stream
+from lqos.load.access import LoadRefused, authorize, open_stream
 from lqos.load.limits import LoadLimits
+from lqos.load.tickets import LoadTickets
 from lqos.load.upload import BoundedBody, UploadSink
-from lqos.sessions import SessionRegistry
 from lqos.tcp import connection_guard
 
 log = Logger()
@@ -40,6 +41,9 @@ def refusal_response(refused: LoadRefused) -> bytes:
         b"Content-Type: application/json",
         b"Cache-Control: no-store",
         b"X-Content-Type-Options: nosniff",
+        # The page reads a load refusal across origins (the load port is not the
+        # page's); the body is only the reason, so any origin may read it.
+        b"Access-Control-Allow-Origin: *",
         b"Content-Length: %d" % len(payload),
         b"Connection: close",
         b"",
@@ -49,12 +53,15 @@ def refusal_response(refused: LoadRefused) -> bytes:
 
 @implementer(INonQueuedRequestFactory)
 class LoadRequestFactory:
-    """The Site's ``requestFactory``: what a ``LoadAwareRequest`` needs to choose its sink."""
+    """The Site's ``requestFactory``: what a ``LoadAwareRequest`` needs to choose its sink.
 
-    def __init__(self, registry: SessionRegistry, clock, client_ip: ClientIP, limits: LoadLimits = LoadLimits()):
-        self.registry = registry
+    *tickets* admits uploads (a load worker); without them (the main process)
+    ``/upload`` is an ordinary path and every body is held to the small cap.
+    """
+
+    def __init__(self, clock, tickets: LoadTickets | None = None, limits: LoadLimits = LoadLimits()):
+        self.tickets = tickets
         self.clock = clock
-        self.client_ip = client_ip
         self.limits = limits
 
     def __call__(self, channel) -> LoadAwareRequest:
@@ -63,14 +70,14 @@ class LoadRequestFactory:
     def open_sink(self, request: LoadAwareRequest, method: bytes, target: bytes, length: int | None):
         """The sink for this body; raises ``LoadRefused`` to refuse it unread."""
         path, _, query = target.partition(b"?")
-        if method == b"POST" and path == UPLOAD_PATH:
+        if method == b"POST" and path == UPLOAD_PATH and self.tickets is not None:
             return self._open_upload(request, query, length)
         sink = BoundedBody(request.content, self.limits.other_body_bytes)
         sink.check_declared_length(length)
         return sink
 
     def _open_upload(self, request: LoadAwareRequest, query: bytes, length: int | None) -> UploadSink:
-        session = authorize(self.registry, parse_qs(query), self.client_ip(request))
+        session = authorize(self.tickets, parse_qs(query))
         slot = open_stream(session, self.limits, self.clock.seconds())
         sink = UploadSink(session, slot, self.limits)
         try:
@@ -79,6 +86,17 @@ class LoadRequestFactory:
             slot.release()
             raise
         return sink
+
+
+def routable(target: bytes, host: bytes) -> bool:
+    """Whether a request's %-decoded path is UTF-8 without NUL and its Host is UTF-8."""
+    path = unquote_to_bytes(target.partition(b"?")[0])
+    try:
+        path.decode("utf-8")
+        host.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in path
 
 
 class LoadAwareRequest(server.Request):
@@ -138,6 +156,11 @@ class LoadAwareRequest(server.Request):
         self._cancel(self._body_deadline)
         if self._refused:
             self._hang_up()
+            return
+        if not routable(path, self.requestHeaders.getRawHeaders(b"host", [b""])[0]):
+            # Unrouted, Klein answers a non-UTF-8 path or Host with 400 and a logged
+            # traceback, and twisted.web.static a NUL in the path with 500 and another.
+            self._refuse(LoadRefused(400, "the path must be UTF-8 without NUL, and the Host UTF-8"))
             return
         super().requestReceived(command, path, version)
 

@@ -1,25 +1,28 @@
-"""The load routes' handlers; ``MainApp`` maps URLs to them.
+"""The load routes, served by the load workers on ``load_port``.
 
-Contract (``ID`` and ``T`` come from ``POST /api/tests``):
+Contract (the URLs come from ``POST /api/tests``, which signs them:
+``ID``, ``T`` and ``K`` below):
 
-- ``GET /download?test=ID&token=T[&seconds=S][&bytes=N]``: 200, chunked
-  ``application/octet-stream`` of random bytes until S seconds (default and
-  most 30) or N bytes (default and most 8 GiB) are spent.
-- ``POST /upload?test=ID&token=T``: any body (Content-Length or chunked, at
-  most 256 MiB, and 16 GiB per test), counted and dropped; answers
-  ``{"received": N}``.  A refused body is answered before it is read, and
-  the connection is then closed: 413 (too big, with ``received``), 408
-  (slower than 30 s, with ``received``).
-- Any load stream: 403 (missing or wrong token, other IP), 409 (result
-  already submitted), 410 (token expired, or the test's schedule is over),
-  429 (the test already has 32 streams open), 400 (bad option).
-- ``WS /ws/bulk-download?test=ID&token=T[&seconds=S][&message_bytes=B]``:
+- ``GET /download?test=ID&until=T&token=K[&seconds=S][&bytes=N]``: 200,
+  chunked ``application/octet-stream`` of random bytes until S seconds
+  (default and most 30) or N bytes (default and most 8 GiB) are spent.
+- ``POST /upload?test=ID&until=T&token=K``: any body (Content-Length or
+  chunked, at most 256 MiB, and 64 GiB per test and worker), counted and
+  dropped; answers ``{"received": N}``.  A refused body is answered before
+  it is read, and the connection is then closed: 413 (too big, with
+  ``received``), 408 (slower than 30 s, with ``received``).
+- Any load stream: 403 (missing or wrong token), 410 (the test's schedule
+  is over), 429 (the test already has 32 streams open on this worker), 400
+  (bad option).
+- ``WS /ws/bulk-download?test=ID&until=T&token=K[&seconds=S][&message_bytes=B]``:
   binary messages of B bytes (64 KiB to 1 MiB, default 256 KiB) until S
   seconds; any client message stops it; closes with 1000.
-- ``GET /api/tests/ID/progress?token=T``: ``{"upload_bytes": N,
-  "download_bytes": N}``, the bytes the server has received and written.
+- ``OPTIONS`` on either HTTP path: the CORS preflight a browser may send,
+  since the page's origin is the main port, not this one.
 
-Every refusal is JSON ``{"error": "..."}`` with a 4xx status.
+Every refusal is JSON ``{"error": "..."}`` with a 4xx status.  The bytes a
+worker counts reach the main process, whose
+``GET /api/tests/ID/progress?token=TOKEN`` reports them.
 """
 
 from __future__ import annotations
@@ -27,20 +30,24 @@ from __future__ import annotations
 import os
 
 from autobahn.twisted.resource import WebSocketResource
+from klein import Klein
 
-from lqos.load.access import ClientIP, LoadRefused, authorize, open_stream, query_number
+from lqos.load.access import LoadRefused, authorize, open_stream, query_number
 from lqos.load.download import DownloadStream
 from lqos.load.limits import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, LoadLimits
-from lqos.tcp import limit_unsent_bytes
+from lqos.load.tickets import LoadSession, LoadTickets
 from lqos.load.websocket import BulkPlan, bulk_download_factory
-from lqos.sessions import SessionRegistry, TestSession
+from lqos.tcp import limit_unsent_bytes
 from lqos.web.responses import json_body, json_error, set_security_headers
+
+# How long a browser may reuse a preflight answer.
+PREFLIGHT_MAX_AGE_SECONDS = 600
 
 SMALLEST_STREAM_SECONDS = 0.1
 
 
 class LoadEndpoints:
-    """Serve the load of single-user tests; one instance per process.
+    """Serve the load of single-user tests; one instance per load worker.
 
     The random bytes are drawn once per process: fresh randomness per write
     would cost more CPU than sending it.  Random data does not compress, and
@@ -48,15 +55,21 @@ class LoadEndpoints:
     (256 KiB for HTTP, the message size for WebSocket).
     """
 
-    def __init__(self, registry: SessionRegistry, clock, client_ip: ClientIP, limits: LoadLimits = LoadLimits()):
-        self._registry = registry
+    app = Klein()
+
+    def __init__(self, tickets: LoadTickets, clock, limits: LoadLimits = LoadLimits()):
+        self._tickets = tickets
         self._clock = clock
-        self._client_ip = client_ip
         self.limits = limits
         self._random = os.urandom(max(MAX_MESSAGE_BYTES, limits.download_block_bytes))
         self._block = self._random[: limits.download_block_bytes]
 
+    def resource(self):
+        return self.app.resource()
+
+    @app.route("/download", methods=["GET"])
     def download(self, request):
+        allow_any_origin(request)
         try:
             session = self._authorize(request)
             seconds = self._seconds(request)
@@ -73,13 +86,16 @@ class LoadEndpoints:
         stream = DownloadStream(request, self._block, budget, lambda size: _add_download(session, size))
         return stream.start(self._clock, seconds).addBoth(slot.release)
 
+    @app.route("/upload", methods=["POST"])
     def upload(self, request) -> bytes:
         """The body has already been counted and dropped by ``LoadAwareRequest``."""
+        allow_any_origin(request)
         sink = getattr(request, "upload", None)
         if sink is None:
             return json_error(request, 400, "send uploads to POST /upload?test=ID&token=TOKEN")
         return json_body(request, {"received": sink.received})
 
+    @app.route("/ws/bulk-download", methods=["GET"])
     def bulk_download(self, request):
         try:
             session = self._authorize(request)
@@ -98,16 +114,19 @@ class LoadEndpoints:
         )
         return WebSocketResource(bulk_download_factory(plan, self._clock, self.limits))
 
-    def progress(self, request, test_id: str) -> bytes:
-        """What the server has counted, so the client can time upload by acknowledged bytes."""
-        try:
-            session = authorize(self._registry, request.args, self._client_ip(request), test_id=test_id)
-        except LoadRefused as refused:
-            return json_error(request, refused.status, refused.reason)
-        return json_body(request, {"upload_bytes": session.upload_bytes, "download_bytes": session.download_bytes})
+    @app.route("/download", methods=["OPTIONS"])
+    @app.route("/upload", methods=["OPTIONS"])
+    def preflight(self, request) -> bytes:
+        """Let the page's origin send what it sends: GET and POST with a Content-Type."""
+        allow_any_origin(request)
+        request.setHeader(b"access-control-allow-methods", b"GET, POST")
+        request.setHeader(b"access-control-allow-headers", b"content-type")
+        request.setHeader(b"access-control-max-age", str(PREFLIGHT_MAX_AGE_SECONDS).encode())
+        request.setResponseCode(204)
+        return b""
 
-    def _authorize(self, request) -> TestSession:
-        return authorize(self._registry, request.args, self._client_ip(request))
+    def _authorize(self, request) -> LoadSession:
+        return authorize(self._tickets, request.args)
 
     def _seconds(self, request) -> float:
         longest = self.limits.stream_seconds
@@ -125,5 +144,10 @@ class LoadEndpoints:
         set_security_headers(request)
 
 
-def _add_download(session: TestSession, size: int) -> None:
+def allow_any_origin(request) -> None:
+    """The load URLs are signed and short-lived; whoever holds one may read its stream."""
+    request.setHeader(b"access-control-allow-origin", b"*")
+
+
+def _add_download(session: LoadSession, size: int) -> None:
     session.download_bytes += size

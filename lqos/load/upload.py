@@ -6,7 +6,7 @@ from io import BytesIO
 
 from lqos.load.access import LoadRefused, StreamSlot
 from lqos.load.limits import LoadLimits, MiB
-from lqos.sessions import TestSession
+from lqos.load.tickets import LoadSession
 
 
 def _size(byte_count: int) -> str:
@@ -20,7 +20,7 @@ class UploadSink:
     the session's running total, bounds all the test's parallel uploads.
     """
 
-    def __init__(self, session: TestSession, slot: StreamSlot, limits: LoadLimits):
+    def __init__(self, session: LoadSession, slot: StreamSlot, limits: LoadLimits):
         self.received = 0
         self._session = session
         self._slot = slot

@@ -9,6 +9,13 @@ Wire format on ``/ws/virtual-household/{household_id}?test=ID&expires=T&token=K`
   with the upstream bytes received so far, ``burst`` start/end markers for a
   bursty plan, ``done``; binary: downstream traffic.
 
+A persona with ``echo_copies`` N > 1 (gaming) is opened N + 1 times by one
+household: the first connection sends ``start`` and carries the traffic;
+the others only send pings (copies of each, a tick apart, each with its own
+``t``), so they never carry any load and a pong on one is held back only if
+that pong itself is dropped (``lqos.personas.model.Persona`` says why).
+The server needs no state for this: a session that never starts just echoes.
+
 The server only writes while the transport wants data (it is the
 transport's producer), so a slow client holds back its own session and
 nobody else's.  What the paused transport could not take waits in a backlog
@@ -22,9 +29,11 @@ import json
 import os
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
@@ -38,12 +47,18 @@ MAX_LOAD_SECONDS = 60 * SECONDS
 IDLE_TIMEOUT = 20 * SECONDS
 MAX_SESSION_LIFETIME = 3 * 60 * SECONDS
 MAX_CONTROL_BYTES = 256
+# Autobahn buffers an opening handshake without limit until its blank line;
+# Twisted's HTTP parser (the main and probe ports) allows 16 KiB of head.
+MAX_HANDSHAKE_BYTES = 16 * 1024
 MAX_UPSTREAM_MESSAGE_BYTES = 256 * 1024
 PINGS_PER_SECOND = 50
 # Upstream beyond twice the plan (plus slack) is abuse of a persona port as a sink.
 UPSTREAM_ALLOWANCE = 2.0
 UPSTREAM_SLACK_BYTES = 4 * 1024 * 1024
 PATH_PREFIX = "/ws/virtual-household/"
+OPEN = WebSocketProtocol.STATE_OPEN
+
+log = Logger()
 
 CLOSE_NORMAL = 1000
 CLOSE_BAD_MESSAGE = 4400
@@ -52,6 +67,22 @@ CLOSE_TOO_MUCH = 4429
 
 class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     """One household member's connection, playing the factory's persona."""
+
+    def _dataReceived(self, data: bytes) -> None:
+        """Hold an opening handshake to ``MAX_HANDSHAKE_BYTES``; drop what arrives after the close.
+
+        Autobahn appends every byte to its buffer before it looks at the
+        state, so without this a client could push megabytes of "header" for
+        the whole handshake timeout (measured: 20 MB and 25 MB of RSS per
+        connection in 5 s), and the search for the blank line grows with it.
+        """
+        if self.state == WebSocketProtocol.STATE_CLOSED:
+            return
+        if self.state == WebSocketProtocol.STATE_CONNECTING and len(self.data) + len(data) > MAX_HANDSHAKE_BYTES:
+            self.data = b""
+            self.failHandshake("Request Header Fields Too Large", 431)
+            return
+        super()._dataReceived(data)
 
     def onConnect(self, request):
         if not request.path.startswith(PATH_PREFIX) or len(request.path) > 200:
@@ -102,6 +133,8 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     # --- what the client sends ---
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.state != OPEN:
+            return  # what follows a message we closed on, in the same read, is not answered
         self.resetTimeout()
         if isBinary:
             self._count_upstream(len(payload))
@@ -134,8 +167,14 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     # --- what the server sends, on the factory's tick ---
 
     def tick(self, now: float, ticks: int = 1) -> None:
-        """Play the plan for *ticks* ticks (more than one when the loop fell behind)."""
-        if self._load_started is None:
+        """Play the plan for *ticks* ticks (more than one when the loop fell behind).
+
+        A session that is closing (the server closed on a bad message, and waits
+        for the client's close frame) sends nothing more: Autobahn raises on a
+        send after ``sendClose``, and that raise, in the factory's shared tick,
+        once stopped every session of the persona.
+        """
+        if self._load_started is None or self.state != OPEN:
             return
         elapsed = now - self._load_started
         if elapsed >= self._load_seconds:
@@ -172,14 +211,14 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     def _fill_bulk(self) -> None:
         block = self.factory.block
         for _ in range(64):  # yield to other connections now and then
-            if self._paused or self._load_started is None:
+            if self._paused or self._load_started is None or self.state != OPEN:
                 return
             self._send_down(len(block))
         self.factory.reactor.callLater(0, self._fill_bulk)
 
     def _send_down(self, size: int) -> None:
         block = self.factory.block
-        while size > 0:
+        while size > 0 and self.state == OPEN:
             chunk = min(size, len(block))
             self.sendMessage(block[:chunk] if chunk < len(block) else block, isBinary=True)
             self.down_bytes += chunk
@@ -191,6 +230,8 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         self._load_started = None
 
     def _send_json(self, message: dict) -> None:
+        if self.state != OPEN:
+            return
         self.sendMessage(json.dumps(message, separators=(",", ":")).encode(), isBinary=False)
 
     def timeoutConnection(self) -> None:
@@ -244,6 +285,10 @@ class PersonaFactory(WebSocketServerFactory):
             openHandshakeTimeout=5 * SECONDS,
             closeHandshakeTimeout=1 * SECONDS,
             failByDrop=False,
+            # A plain GET gets 426 Upgrade Required.  Autobahn's status page
+            # would otherwise answer it, and follow ``?redirect=URL`` anywhere
+            # (an open redirect on the operator's domain).
+            webStatus=False,
         )
         # withCount: a tick the loop missed is made up, so a busy process still
         # delivers the plan's rate (the one-second backlog cap still bounds it).
@@ -267,9 +312,15 @@ class PersonaFactory(WebSocketServerFactory):
         super().stopFactory()
 
     def _tick(self, ticks: int) -> None:
+        """Tick every session; one session's failure ends that session, never the loop for all."""
         now = self.reactor.seconds()
         for session in list(self.sessions):
-            session.tick(now, ticks)
+            try:
+                session.tick(now, ticks)
+            except Exception:
+                log.failure("persona {name}: a session failed on its tick; dropping it", name=self.persona.name)
+                self.sessions.discard(session)
+                session.dropConnection(abort=True)
 
     def _report(self) -> None:
         if self._send_to_parent is not None:

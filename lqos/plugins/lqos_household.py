@@ -27,6 +27,10 @@ gaming = Persona(
     traffic=TrafficPlan(down_mbps=1.5, up_mbps=0.75, tick_hz=60),
     deadline_ms=250,
     scoring=PersonaScoring(latency_thresholds=GradeThresholds(5, 15, 30, 60, 100), max_loss_percent=1.0),
+    # A game runs on UDP, where a dropped packet is lost, not a delay for the
+    # packets after it: each echo goes as three copies a tick apart, on
+    # connections of their own, and the first back counts (Persona's docstring).
+    echo_copies=3,
 )
 
 video_call = Persona(

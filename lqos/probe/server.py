@@ -4,19 +4,24 @@ The browser sends ``{"seq": N, "t": T}`` every 100 ms and times the echo
 itself; the server adds nothing to the message, so the round trip contains
 no server clock.  Every connection is bounded: message size, message rate,
 idle time and lifetime.  A client that breaks a bound loses its own
-connection, nobody else's.
+connection, nobody else's.  The HTTP side is bounded too: a request's line
+and headers must arrive within ``HEAD_SECONDS`` (a byte-by-byte trickle
+would otherwise reset the idle timeout forever), and no request may carry a
+body (Twisted would spool any size of it to a temporary file).
 """
 
 from __future__ import annotations
 
 import json
+from io import BytesIO
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.protocols.policies import TimeoutMixin
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from lqos.ratelimit import TokenBucket
 from lqos.tcp import send_small_messages_at_once
@@ -30,6 +35,11 @@ PROBE_BURST = 50
 IDLE_TIMEOUT = 30 * SECONDS
 MAX_CONNECTION_LIFETIME = 15 * MINUTES
 HTTP_TIMEOUT = 30 * SECONDS
+# Slowloris bound: a probe connection sends one short request head at once.
+HEAD_SECONDS = 10 * SECONDS
+# The probe's endpoints take no body; a few bytes are tolerated, not stored.
+MAX_BODY_BYTES = 1024
+REFUSAL_LINGER = 0.5 * SECONDS
 
 # Autobahn lets an application close only with 1000 or 3000-4999; the 4xxx
 # codes below echo the HTTP statuses they correspond to.
@@ -68,6 +78,10 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
         self.setTimeout(IDLE_TIMEOUT)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.state != WebSocketProtocol.STATE_OPEN:
+            # A probe that came in the same read as one we closed on: Autobahn
+            # still delivers it, and raises if it is echoed.
+            return
         self.resetTimeout()
         if isBinary or not is_probe(payload):
             self._close(CLOSE_BAD_PROBE, "a probe is a JSON text message {seq, t}")
@@ -109,8 +123,116 @@ class PingResource(Resource):
     render_HEAD = render_GET
 
 
+class ProbeChannel(HTTPChannel):
+    """HTTP/1.1 with a deadline for each request's line and headers.
+
+    The deadline runs from the connection's opening and again from the end of
+    each response; the idle timeout alone would let a client that sends a
+    byte every few seconds hold a connection for ever.  (The main port does
+    the same with ``lqos.tcp.ConnectionGuard``; that wrapper cannot sit over
+    TLS here, where the child's endpoint puts TLS outside the site, because
+    Autobahn then takes the wrapper for a TLS transport and fails.)  A
+    WebSocket upgrade takes the transport away from the channel after its
+    head is in, so an open probe WebSocket is left to its own timeouts.
+    """
+
+    head_seconds = HEAD_SECONDS
+    _head_deadline = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._arm_head_deadline()
+
+    def allHeadersReceived(self) -> None:
+        self._cancel_head_deadline()
+        super().allHeadersReceived()
+
+    def requestDone(self, request) -> None:
+        super().requestDone(request)
+        if self.persistent and self.transport is not None and not getattr(self.transport, "disconnecting", False):
+            self._arm_head_deadline()
+
+    def connectionLost(self, reason) -> None:
+        self._cancel_head_deadline()
+        super().connectionLost(reason)
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.callLater(self.head_seconds, self._head_too_slow)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None and self._head_deadline.active():
+            self._head_deadline.cancel()
+        self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+
+class ProbeRequest(Request):
+    """A request with no room for a body.
+
+    A body beyond ``MAX_BODY_BYTES`` gets a 413 at once; the rest of it is
+    read and dropped for ``REFUSAL_LINGER`` (closing while the client still
+    sends would reset the connection and could destroy the answer), then
+    the connection closes.
+    """
+
+    _refused = False
+    _linger = None
+
+    def gotLength(self, length: int | None) -> None:
+        self.content = BytesIO()
+        if length is None or length > MAX_BODY_BYTES:
+            self._refuse_body()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self.content.tell() + len(data) > MAX_BODY_BYTES:
+            self._refuse_body()
+        else:
+            self.content.write(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            self._hang_up()
+            return
+        super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
+
+    def _refuse_body(self) -> None:
+        self._refused = True
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" for a body we refuse
+        payload = b'{"error":"the probe takes no request body"}\n'
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload))
+        self._linger = self.channel.callLater(REFUSAL_LINGER, self._hang_up)
+
+    def _hang_up(self) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        if self.channel is not None and self.channel.transport is not None:
+            self.channel.loseConnection()
+
+
 class QuietSite(Site):
-    """A site that writes no access log: probes would flood it ten times a second."""
+    """A site that writes no access log: probes would flood it ten times a second.
+
+    It speaks HTTP/1.1 only, over ``ProbeChannel``.
+    """
+
+    protocol = ProbeChannel
+
+    def acceptableProtocols(self) -> list[bytes]:
+        return [b"http/1.1"]
 
     def log(self, request) -> None:
         pass
@@ -126,6 +248,10 @@ def probe_factory(reactor) -> WebSocketServerFactory:
         closeHandshakeTimeout=1 * SECONDS,
         # Say why (1009 "message too big") instead of dropping the TCP connection.
         failByDrop=False,
+        # A plain GET gets 426 Upgrade Required.  Autobahn's status page would
+        # otherwise answer it, and follow ``?redirect=URL`` anywhere (an open
+        # redirect on the operator's domain).
+        webStatus=False,
     )
     return factory
 
@@ -137,4 +263,4 @@ def probe_site(reactor, send_to_parent=None) -> Site:
     websockets.putChild(b"probe", WebSocketResource(probe_factory(reactor)))
     root.putChild(b"ws", websockets)
     root.putChild(b"ping", PingResource())
-    return QuietSite(root, timeout=HTTP_TIMEOUT)
+    return QuietSite(root, timeout=HTTP_TIMEOUT, requestFactory=ProbeRequest, reactor=reactor)

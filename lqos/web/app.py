@@ -15,11 +15,12 @@ from twisted.web.static import File
 from lqos import __version__
 from lqos.config import Config
 from lqos.grading import compute_result
-from lqos.load.routes import LoadEndpoints
+from lqos.load.access import query_text
+from lqos.load.limits import LoadLimits
 from lqos.results import IResultStore, public_view
 from lqos.telemetry.api import TelemetryApi
 from lqos.telemetry.metrics import DaemonMetrics
-from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession
+from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession, load_token
 from lqos.household_grading import score_household
 from lqos.submission import (
     MAX_STREAMS,
@@ -64,7 +65,7 @@ class MainApp:
         self._started_at = clock.seconds()
         self._web_root_path = web_root or default_web_root()
         self._web_root = File(str(self._web_root_path))
-        self._load = LoadEndpoints(registry, clock, self.client_ip)
+        self._load_limits = LoadLimits()
         self._household = household or HouseholdEndpoints.empty(registry.secret)
         self._telemetry = telemetry or TelemetryApi(config, store, DaemonMetrics())
         self._metrics = self._telemetry.metrics
@@ -124,7 +125,8 @@ class MainApp:
         host = f"[{host}]" if ":" in host else host
         main = request.getHost().port
         http, ws = ("https", "wss") if secure else ("http", "ws")
-        query = f"?test={session.test_id}&token={session.token}"
+        load = f"{host}:{self._config.load_port}"
+        signed = f"?test={session.test_id}&until={session.load_until}&token={load_token(self._registry.secret, session)}"
         common = {
             "test_id": session.test_id,
             "token": session.token,
@@ -138,9 +140,9 @@ class MainApp:
         return common | {
             "probe_url": f"{ws}://{host}:{self._config.probe_port}/ws/probe",
             "ping_url": f"{http}://{host}:{self._config.probe_port}/ping",
-            "download_url": f"{http}://{host}:{main}/download{query}",
-            "upload_url": f"{http}://{host}:{main}/upload{query}",
-            "bulk_ws_url": f"{ws}://{host}:{main}/ws/bulk-download{query}",
+            "download_url": f"{http}://{load}/download{signed}",
+            "upload_url": f"{http}://{load}/upload{signed}",
+            "bulk_ws_url": f"{ws}://{load}/ws/bulk-download{signed}",
             "progress_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/progress?token={session.token}",
             "limits": {
                 "probe_interval_ms": PROBE_INTERVAL_MS,
@@ -148,7 +150,7 @@ class MainApp:
                 "max_streams": MAX_STREAMS,
                 "min_streams": MIN_STREAMS,
                 "max_submission_bytes": MAX_SUBMISSION_BYTES,
-                "upload_bytes_per_test": self._load.limits.upload_bytes_per_test,
+                "upload_bytes_per_test": self._load_limits.upload_bytes_per_test,
             },
         }
 
@@ -208,23 +210,21 @@ class MainApp:
             "result": result,
         }
 
-    # --- load: what latency is measured under (lqos/load/routes.py has the contract) ---
-
-    @app.route("/download", methods=["GET"])
-    def download(self, request):
-        return self._load.download(request)
-
-    @app.route("/upload", methods=["POST"])
-    def upload(self, request) -> bytes:
-        return self._load.upload(request)
-
-    @app.route("/ws/bulk-download", methods=["GET"])
-    def bulk_download(self, request):
-        return self._load.bulk_download(request)
+    # --- load: the load workers serve the streams (lqos/load/routes.py) and report the bytes here ---
 
     @app.route("/api/tests/<string:test_id>/progress", methods=["GET"])
     def progress(self, request, test_id: str) -> bytes:
-        return self._load.progress(request, test_id)
+        """What the server has counted, so the client can time upload by acknowledged bytes.
+
+        ``{"upload_bytes": N, "download_bytes": N}``: the bytes the load
+        workers have received and written for the test, at most
+        ``lqos.load.worker.REPORT_SECONDS`` old.
+        """
+        try:
+            session = self._registry.authorize(test_id, query_text(request.args, b"token"), self.client_ip(request))
+        except SessionRefused as refused:
+            return json_error(request, refused.status, refused.reason)
+        return json_body(request, {"upload_bytes": session.upload_bytes, "download_bytes": session.download_bytes})
 
     # --- virtual household: lqos/web/household.py ---
 

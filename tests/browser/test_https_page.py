@@ -83,9 +83,9 @@ def test_a_short_test_over_https_reaches_a_grade(tls_daemon, trusting_browser):
     with page.expect_response(lambda r: r.url.endswith("/api/tests") and r.request.method == "POST") as started:
         page.click("#start-button")
     session = started.value.json()
-    # The page is told to use TLS everywhere: the probe on its own port, the load on the main one.
+    # The page is told to use TLS everywhere: the probe and the load workers on their own ports.
     assert session["probe_url"].startswith(f"wss://127.0.0.1:{tls_daemon.child_ports['probe']}/")
-    assert session["bulk_ws_url"].startswith(f"wss://127.0.0.1:{tls_daemon.port}/")
+    assert session["bulk_ws_url"].startswith(f"wss://127.0.0.1:{tls_daemon.child_ports['load']}/")
     assert session["download_url"].startswith("https://") and session["upload_url"].startswith("https://")
 
     wait_for_screen(page, "result")

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from daemon import start_daemon, wait_until
-from test_sessions_api import path_of, plausible_samples
+from test_sessions_api import path_of
+from wire import plausible_samples
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
@@ -117,3 +118,22 @@ def test_full_disk_still_answers_the_result_and_is_logged(tmp_path, tiny_disk):
         assert daemon.get_json_accepting(f"/r/{result['share_id']}")[0] == 200
     finally:
         daemon.stop()
+
+
+def test_load_workers_killed_mid_test_fail_that_test_cleanly_and_come_back(daemon):
+    old_pids = {role: pid for role, pid in daemon.child_pids().items() if role.startswith("load-")}
+    assert len(old_pids) >= 1
+    cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # into the download phases
+    for pid in old_pids.values():
+        os.kill(pid, signal.SIGKILL)
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 1 and out == ""
+    assert err.startswith("lqos-bufferbloat-test: error: ") and err.count("\n") == 1, err
+    assert wait_until(lambda: daemon.health()[0] == 200, timeout=10)
+    now = children(daemon)
+    assert all(now[role]["pid"] != pid and now[role]["restarts"] == 1 for role, pid in old_pids.items())
+    again = run_cli(daemon)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["result"]["overall"]["grade"]

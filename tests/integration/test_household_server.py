@@ -84,6 +84,29 @@ def test_each_persona_plays_its_plan(shared_daemon):
     assert results["gaming"]["acks"][-1]["up_bytes"] == 0
 
 
+def test_a_connection_that_never_starts_only_echoes(shared_daemon):
+    """Gaming's echo-only connections (lqos.personas.model.Persona.echo_copies): answered, never loaded."""
+    session = start_household(shared_daemon)
+    url = next(p["url"] for p in session["personas"] if p["name"] == "gaming")
+    with connect(url, max_size=None, open_timeout=5) as traffic, connect(url, max_size=None, open_timeout=5) as echo:
+        assert json.loads(echo.recv(timeout=5))["type"] == "hello"
+        traffic.recv(timeout=5)
+        traffic.send(json.dumps({"type": "start", "seconds": 1.0}))
+        pongs, binary = [], 0
+        for seq in range(10):
+            echo.send(json.dumps({"type": "ping", "seq": seq, "t": seq * 100.0}))
+            time.sleep(0.1)
+        deadline = time.monotonic() + 2
+        while len(pongs) < 10 and time.monotonic() < deadline:
+            message = echo.recv(timeout=2)
+            if isinstance(message, bytes):
+                binary += len(message)
+            else:
+                pongs.append(json.loads(message))
+    assert pongs == [{"type": "pong", "seq": seq, "t": seq * 100.0} for seq in range(10)]
+    assert binary == 0  # the traffic went to the connection that started the load
+
+
 def test_persona_refuses_a_wrong_or_missing_token(shared_daemon):
     session = start_household(shared_daemon)
     url = session["personas"][1]["url"]

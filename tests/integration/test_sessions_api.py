@@ -8,17 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from daemon import start_daemon
+from wire import plausible_samples
 
 
-def plausible_samples(token: str) -> dict:
-    """A short test's worth of samples: 10 ms idle, 40 ms under load."""
-    probes = [[seq, "baseline", seq * 100.0, 10.0] for seq in range(20)]
-    for offset, phase in ((40, "download"), (90, "upload"), (120, "bidirectional")):
-        probes += [[offset + i, phase, (offset + i) * 100.0, 40.0] for i in range(25)]
-    windows = [["download", 4000 + i * 250.0, "down", 3_125_000] for i in range(12)]
-    windows += [["upload", 9000 + i * 250.0, "up", 1_250_000] for i in range(12)]
-    return {"token": token, "probes": probes, "throughput": windows,
-            "streams": {"download": 4, "upload": 3}}
+
 
 
 def path_of(url: str) -> str:
@@ -35,11 +28,15 @@ def started(shared_daemon):
 
 def test_start_answers_schedule_urls_and_limits(shared_daemon, started):
     assert [phase["name"] for phase in started["phases"]] == [
-        "baseline", "download_warmup", "download", "upload_warmup", "upload", "bidirectional"]
+        "baseline", "upload_warmup", "upload", "download_warmup", "download", "bidirectional"]
     assert sum(phase["seconds"] for phase in started["phases"]) == 15
     probe_port = shared_daemon.child_ports["probe"]
     assert started["probe_url"] == f"ws://127.0.0.1:{probe_port}/ws/probe"
-    assert started["download_url"].startswith(f"http://127.0.0.1:{shared_daemon.port}/download?")
+    load_port = shared_daemon.child_ports["load"]
+    for key, path in (("download_url", "/download"), ("upload_url", "/upload"), ("bulk_ws_url", "/ws/bulk-download")):
+        scheme = "ws" if key == "bulk_ws_url" else "http"
+        assert started[key].startswith(f"{scheme}://127.0.0.1:{load_port}{path}?test={started['test_id']}&until=")
+    assert started["progress_url"].startswith(f"http://127.0.0.1:{shared_daemon.port}/api/tests/")
     assert started["limits"]["probe_interval_ms"] == 100
 
 

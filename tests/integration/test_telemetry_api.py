@@ -7,7 +7,8 @@ import json
 import pytest
 
 from daemon import start_daemon
-from test_sessions_api import path_of, plausible_samples
+from test_sessions_api import path_of
+from wire import plausible_samples
 
 KEY = "support-team-key-0123456789"
 HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"

@@ -183,13 +183,15 @@ def measure_scenario(link: Link, schedule: str = "short", clients: tuple[str, ..
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def measure_household(link: Link, schedule: str = "short") -> dict:
-    """The household test (CLI) through *link*: the server's result."""
+def measure_household(link: Link, schedule: str = "short", client: str = "cli") -> dict:
+    """The household test through *link*, by the CLI or the browser page: the server's result."""
     directory = Path(tempfile.mkdtemp(prefix="lqos-household-"))
     try:
         with Testbed(link) as bed:
             daemon = start_daemon_in(bed, directory)
             try:
+                if client == "browser":
+                    return run_household_page(bed, directory, schedule)
                 argv = [str(TWISTD.parent / "lqos-bufferbloat-test"), SERVER_URL, "--mode", "household", "--json"]
                 if schedule == "short":
                     argv.append("--short")
@@ -205,14 +207,34 @@ def measure_household(link: Link, schedule: str = "short") -> dict:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def run_household_page(bed: Testbed, directory: Path, schedule: str) -> dict:
+    """The page's household test in Chromium inside the client namespace: the stored result."""
+    from browser_client import chromium_in
+    from harness import CHROMIUM_ARGS, wait_for_screen
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_in(bed, directory)), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{SERVER_URL}/?mode=household&schedule={schedule}")
+            page.click("#start-button")
+            wait_for_screen(page, "result", timeout=180_000)
+            share_id = page.input_value("#share-link").rsplit("/r/", 1)[1]
+        finally:
+            browser.close()
+    return json.loads(run(f"curl -s -H 'Accept: application/json' {SERVER_URL}/r/{share_id}", bed.client).stdout)
+
+
 def format_household(link: Link, record: dict) -> str:
     result = record["result"]
     lines = [f"{link.name}: household grade {result['overall']['grade']} ({result['overall']['reason']}); "
              f"fairness {result['fairness']['jain_index']}"]
     for name, persona in result["personas"].items():
         latency = persona["latency"]
-        increase = latency["increase_p95_ms"]
-        lines.append(f"  {name:<10} grade {str(persona['grade']):<4} p95 increase "
+        p50, increase = latency["increase_p50_ms"], latency["increase_p95_ms"]
+        lines.append(f"  {name:<10} grade {str(persona['grade']):<4} increase p50 "
+                     f"{'-' if p50 is None else f'{p50:.1f} ms':>9} p95 "
                      f"{'-' if increase is None else f'{increase:.1f} ms':>9}  loss {latency['loss_percent']}%  "
                      f"delivered {persona['throughput']['down_median_mbps']} of {persona['throughput']['target_down_mbps']} Mbit/s")
     return "\n".join(lines)

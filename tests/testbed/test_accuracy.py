@@ -45,7 +45,12 @@ def test_grades_equal_the_grade_of_the_ground_truth(reports):
 
 
 def test_throughput_matches_iperf3_in_each_direction(reports):
-    """Download and upload phases; the bidirectional split depends on how ACKs queue and is reported only."""
+    """Download and upload phases.  The bidirectional phase's split is reported only:
+    upload before download (lqos/sessions.py) brought the deep links' downloads from
+    10-94% of the reference to 89-101%, but on the shallow links the test's downloads
+    got 68-97% of iperf3's share in `make accuracy`.  Likely (not yet shown): the
+    split while both directions are loaded depends on how many flows each side runs,
+    and the reference's four and four are not the counts the test's warm-ups choose."""
     for report in reports:
         for phase in report.phases:
             if phase.phase != "bidirectional":
@@ -60,19 +65,34 @@ def test_the_load_fills_the_buffer_like_four_bulk_flows(reports):
                 assert phase.truth_increase_ms >= 0.6 * phase.bulk_increase_ms, format_report(reports)
 
 
-def test_gaming_persona_grades_a_bloated_link_d_or_worse():
+# The gaming persona against a tail-drop FIFO that is shallow (under 10 ms, the
+# household issue's "shallow") and one that is deep (250 ms).  Ping through the
+# shallow one during the household's load: +7 to +8 ms at p95, an A for a game.
+GAMING_SCENARIOS = {
+    "shallow": (Link.with_queue_delay("50/10 shallow 8 ms", 50, 10, 8), ("A+", "A")),
+    "deep": (SCENARIOS["bloated"], ("D", "F")),
+}
+
+
+@pytest.mark.parametrize("client", ("cli", "browser"))
+@pytest.mark.parametrize("fifo", sorted(GAMING_SCENARIOS))
+def test_gaming_persona_grades_a_shallow_fifo_a_and_a_deep_one_d_or_worse(fifo, client):
     """DESIGN 5: what the gaming persona feels grades the link as a gamer would.
 
-    Only the bloated link is asserted.  On the managed (shallow tail-drop)
-    link the gaming persona's p50 increase is right (~11 ms) but its p95 is
-    80-90 ms: a dropped segment of its TCP connection delays the pings behind
-    it until the retransmission (head-of-line blocking), which a UDP game
-    would feel as a loss, not as delay.  It grades D there today; see the
-    household issue's notes.  `tests/testbed/accuracy.py --household` prints both.
+    The shallow link is the one a single TCP connection got wrong: the
+    bottleneck drops some of the persona's own segments, and each drop held
+    every later echo on that connection back until the retransmission
+    (p95 +80-170 ms where ping saw +7 ms).  The persona now sends each echo as
+    three copies a tick apart, on connections that carry nothing else, and
+    the first copy back counts, so a drop costs what it costs a UDP game
+    (lqos.personas.model.Persona).  The household runs from the CLI client
+    and from the page in Chromium; `tests/testbed/accuracy.py --household`
+    prints every link.
     """
     from accuracy import format_household, measure_household
 
-    record = measure_household(SCENARIOS["bloated"], "short")
-    print("\n" + format_household(SCENARIOS["bloated"], record))
+    link, expected = GAMING_SCENARIOS[fifo]
+    record = measure_household(link, "short", client)
+    print(f"\n{client}: " + format_household(link, record))
     gaming = record["result"]["personas"]["gaming"]
-    assert gaming["grade"] in ("D", "F"), format_household(SCENARIOS["bloated"], record)
+    assert gaming["grade"] in expected, format_household(link, record)

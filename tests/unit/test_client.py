@@ -14,7 +14,7 @@ from lqos.client.http import ClientError, Reply, describe_error
 from lqos.client.load import RateCeiling, RepeatingBodyProducer, StreamPool, UploadMeter
 from lqos.client.probe import ProbeLog, next_probe_time
 from lqos.client.report import render
-from lqos.client.runner import CEILING_MBPS, WarmupDriver, ceilings_mbps
+from lqos.client.runner import CEILING_MBPS, LoadPhases, WarmupDriver, ceilings_mbps
 from lqos.client.schedule import Schedule, directions_of
 from lqos.client.windows import (MAX_STREAMS, WarmupRule, WindowCounter, counter_at, counter_windows,
                                  should_add_stream, throughput_rows, window_index, window_start)
@@ -250,6 +250,51 @@ def test_stream_pool_reopens_ended_streams_and_reports_one_failure():
     pool.resize(1)
     pool.stop()
     assert failures == ["connection refused"]
+
+
+class CountingPools:
+    """Real stream pools whose streams are Deferreds that never end on their own."""
+
+    def __init__(self):
+        self.opened = {"down": [], "up": []}
+        self.pools = {direction: StreamPool(self._opener(direction), lambda detail: None)
+                      for direction in self.opened}
+
+    def _opener(self, direction):
+        def open_stream():
+            self.opened[direction].append(defer.Deferred())
+            return self.opened[direction][-1]
+        return open_stream
+
+    def running(self, direction):
+        return [d for d in self.opened[direction] if not d.called]
+
+
+@pytest.mark.parametrize("first, second", [("download", "upload"), ("upload", "download")])
+def test_the_bidirectional_phase_keeps_the_streams_of_the_phase_before_it(first, second):
+    """Entering the bidirectional phase adds the other direction and leaves the streams
+    that already run alone: restarting them would make the phase count their slow start
+    (seconds on a bloated link) instead of the link's steady state."""
+    phases = [["baseline", 1], [f"{first}_warmup", 1], [first, 1], [f"{second}_warmup", 1], [second, 1],
+              ["bidirectional", 1]]
+    answer = {"download_url": "http://x/download", "upload_url": "http://x/upload",
+              "progress_url": "http://x/progress", "phases": phases, "limits": {"min_streams": 4}}
+    reactor = task.Clock()
+    load = LoadPhases(reactor, type("Http", (), {"load_agent": None})(), answer, FakeClock(reactor),
+                      Schedule.from_phases(phases), {"down": 100.0, "up": 100.0})
+    fake = CountingPools()
+    load.pools = fake.pools
+    direction_of = {"download": "down", "upload": "up"}
+    for name, _ in phases:
+        load._enter(name)
+        if name.endswith("_warmup"):
+            load.pools[direction_of[name.removesuffix("_warmup")]].resize(5)  # what the warm-up found
+    carried = direction_of[second]
+    assert len(fake.opened[carried]) == 5, "the carried-over direction opened no new stream"
+    assert len(fake.running(carried)) == 5
+    assert len(fake.running(direction_of[first])) == 5
+    load._enter(None)
+    assert fake.running("down") == fake.running("up") == []
 
 
 class FakeHttp:

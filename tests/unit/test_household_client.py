@@ -3,11 +3,13 @@ pings, the load, interruptions, the submission, and the readable report."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from autobahn.twisted.websocket import WebSocketClientProtocol
 from twisted.internet import task
 
 from lqos.client.household import (BurstTimer, DownWindows, HouseholdRun, PersonaMember, PersonaPlan,
@@ -15,6 +17,7 @@ from lqos.client.household import (BurstTimer, DownWindows, HouseholdRun, Person
 from lqos.client.household_report import render_household
 from lqos.client.http import ClientError
 from lqos.household_grading import PersonaSamples, score_household
+from lqos.personas.model import MAX_ECHO_COPIES
 from lqos.plugins.lqos_household import gaming, streaming, updates, video_call
 from lqos.submission import parse_household_submission
 
@@ -82,6 +85,7 @@ def test_plans_come_from_the_servers_answer():
 
 @pytest.mark.parametrize("change", [
     {"deadline_ms": 0}, {"deadline_ms": 60_000}, {"traffic": {"tick_hz": 0}}, {"name": None, "url": None},
+    {"echo_copies": 0}, {"echo_copies": 50}, {"echo_copies": True}, {"echo_copies": "2"},
 ])
 def test_a_malformed_or_unbounded_persona_is_refused(change):
     entry = _entry(gaming)
@@ -93,6 +97,14 @@ def test_a_malformed_or_unbounded_persona_is_refused(change):
             del entry["url"]
     with pytest.raises(ClientError):
         persona_plans({"personas": [entry]})
+
+
+def test_only_gaming_sends_its_echoes_as_copies_and_a_persona_cannot_ask_for_too_many():
+    plans = persona_plans({"personas": [_entry(p) for p in (streaming, gaming, video_call, updates)]})
+    assert {p.name: p.echo_copies for p in plans} == {"streaming": 1, "gaming": 3, "video": 1, "updates": 1}
+    for copies in (0, MAX_ECHO_COPIES + 1):
+        with pytest.raises(ValueError, match="echo_copies"):
+            dataclasses.replace(gaming, echo_copies=copies)
 
 
 def test_a_household_needs_its_two_phases_and_distinct_personas():
@@ -126,43 +138,57 @@ class FakeTransport:
 
 
 class FakeConnection:
-    """Collects what a member sends; ``texts`` decoded, ``binary`` as sizes."""
+    """Collects what a member sends; ``texts`` decoded (sent at ``text_times_ms``), ``binary`` as sizes."""
 
     def __init__(self):
         self.texts: list[dict] = []
+        self.text_times_ms: list[float] = []
         self.binary: list[tuple[float, int]] = []
         self.closed = False
         self.transport = FakeTransport()
         self.reactor = None
+
+    state = WebSocketClientProtocol.STATE_OPEN
 
     def sendMessage(self, payload: bytes, isBinary: bool = False):
         if isBinary:
             self.binary.append((self.reactor.seconds(), len(payload)))
         else:
             self.texts.append(json.loads(payload))
+            self.text_times_ms.append(self.reactor.seconds() * 1000.0)
 
     def sendClose(self):
         self.closed = True
 
 
-def _member(reactor, persona, clock, max_bulk_mbps=None) -> tuple[PersonaMember, FakeConnection]:
-    member = PersonaMember(reactor, PersonaPlan.from_answer(_entry(persona)), SCHEDULE, b"x" * 65536)
+def _fake_connection(reactor) -> FakeConnection:
     connection = FakeConnection()
     connection.reactor = reactor
-    member.protocol = connection
+    return connection
+
+
+def _member(reactor, persona, clock, max_bulk_mbps=None) -> tuple[PersonaMember, FakeConnection]:
+    """A member on fake connections: its own (returned), and its echo-only ones if it has copies."""
+    member = PersonaMember(reactor, PersonaPlan.from_answer(_entry(persona)), SCHEDULE, b"x" * 65536)
+    member.protocol = _fake_connection(reactor)
+    if persona.echo_copies > 1:
+        member.echo_protocols = [_fake_connection(reactor) for _ in range(persona.echo_copies)]
     member.attach(clock, max_bulk_mbps)
-    return member, connection
+    return member, member.protocol
 
 
 def _pongs(member: PersonaMember, connection: FakeConnection, answered: set, skip=(), older_than_ms=0.0):
-    """Answer every ping sent at least *older_than_ms* ago and not yet answered (except *skip*)."""
+    """Answer every ping copy sent at least *older_than_ms* ago whose ping is not yet
+    answered (except *skip*), on the connection it came by."""
     now = connection.reactor.seconds() * 1000.0
-    for message in connection.texts:
-        if message["type"] != "ping" or now - message["t"] < older_than_ms - 1e-6:
-            continue
-        if message["seq"] not in answered and message["seq"] not in skip:
-            answered.add(message["seq"])
-            member.on_text(json.dumps({"type": "pong", "seq": message["seq"], "t": message["t"]}).encode())
+    for copy_connection, answer in [(connection, member.on_text),
+                                    *((echo, member.on_echo) for echo in member.echo_protocols if echo)]:
+        for message, sent_ms in zip(copy_connection.texts, copy_connection.text_times_ms):
+            if message["type"] != "ping" or now - sent_ms < older_than_ms - 1e-6:
+                continue
+            if message["seq"] not in answered and message["seq"] not in skip:
+                answered.add(message["seq"])
+                answer(json.dumps({"type": "pong", "seq": message["seq"], "t": message["t"]}).encode())
 
 
 def _household(personas):
@@ -210,6 +236,68 @@ def test_a_pong_later_than_the_deadline_is_a_loss():
     rows = member.pings.rows()
     assert rows[0][3] is None and rows[2][3] == pytest.approx(100.0)
     run.stop()
+
+
+def _pong(seq: int, t: float) -> bytes:
+    return json.dumps({"type": "pong", "seq": seq, "t": t}).encode()
+
+
+def test_gaming_sends_each_ping_as_copies_a_tick_apart_on_connections_that_carry_nothing_else():
+    reactor, [(member, own)], run = _household([gaming])
+    run.start()
+    reactor.pump([0.001] * 150)  # pings 0 and 1 and all their copies
+    echoes = member.echo_protocols
+    assert [m for m in own.texts if m["type"] == "ping"] == []  # its traffic connection carries no pings
+    copies = sorted((sent_ms, message["seq"], echoes.index(echo), message["t"])
+                    for echo in echoes for message, sent_ms in zip(echo.texts, echo.text_times_ms))
+    assert [(seq, connection) for _, seq, connection, _ in copies] == [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (1, 0)]
+    assert all(t == pytest.approx(sent_ms, abs=0.001) for sent_ms, _, _, t in copies)  # each stamped with its own time
+    assert [sent_ms for sent_ms, *_ in copies[:3]] == pytest.approx([0, 1000 / 60, 2000 / 60], abs=1.0)
+    reactor.advance(1.2)  # into the load: the traffic goes on the persona's own connection only
+    assert [m for m in own.texts if m["type"] == "start"] and not any(echo.binary for echo in echoes)
+    run.stop()
+
+
+def _copy_of(member, seq: int, copy: int) -> dict:
+    return member.echo_protocols[(seq + copy) % len(member.echo_protocols)].texts[-1 if seq else 0]
+
+
+def test_the_first_copy_back_answers_the_ping_with_its_own_rtt():
+    reactor, [(member, _)], run = _household([gaming])
+    run.start()
+    reactor.pump([0.001] * 40)  # ping 0: copies at 0, ~17 and ~33 ms
+    first = _copy_of(member, 0, 0)
+    member.on_echo(_pong(0, first["t"]))  # copy 0 back at 40 ms
+    member.on_echo(_pong(0, _copy_of(member, 0, 1)["t"]))  # a later copy of an answered ping: ignored
+    reactor.pump([0.001] * 90)  # ping 1 at 100 ms; its copy 0 is held back by a retransmission
+    overtaking = _copy_of(member, 1, 1)  # sent at ~117 ms
+    member.on_echo(_pong(1, overtaking["t"]))  # back at 130 ms, before copy 0
+    member.on_echo(_pong(1, _copy_of(member, 1, 0)["t"]))  # copy 0 at last: ignored
+    member.on_echo(_pong(2, 5.0))  # not a copy that was sent: ignored
+    rows = member.pings.rows()
+    assert rows[0][3] == pytest.approx(40.0, abs=0.01)
+    assert rows[1][3] == pytest.approx(130.0 - overtaking["t"], abs=0.01)  # ~13 ms: the FIFO's delay, not TCP's
+    run.stop()
+
+
+def test_a_broken_echo_connection_does_not_interrupt_the_persona():
+    reactor, [(member, own)], run = _household([gaming])
+    finished = run.start()
+    broken, *others = member.echo_protocols
+    answered: set = set()
+    while reactor.seconds() < 3.0:
+        reactor.advance(0.01)
+        _pongs(member, own, answered)
+        if broken in member.echo_protocols and reactor.seconds() >= 0.5:
+            member.on_echo_close(broken)
+            copies_before = len(broken.texts)
+    member.on_text(b'{"type":"done"}')
+    reactor.advance(0.3)
+    assert finished.called and not member.interrupted
+    assert len(broken.texts) == copies_before  # nothing more to the broken one
+    assert all(echo.closed for echo in others)
+    rows = member.pings.rows()
+    assert len(rows) == 30 and all(row[3] is not None for row in rows)  # the other copies answered
 
 
 def test_a_broken_connection_interrupts_only_its_persona():

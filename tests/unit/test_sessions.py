@@ -95,4 +95,4 @@ def test_phase_at_follows_the_schedule():
     sessions, _ = registry()
     session = sessions.start("192.0.2.1")
     assert [session.phase_at(t) for t in (0, 4.9, 5, 14.9, 39.9, 40)] == [
-        "baseline", "baseline", "download_warmup", "download", "bidirectional", None]
+        "baseline", "baseline", "upload_warmup", "upload", "bidirectional", None]

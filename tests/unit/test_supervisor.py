@@ -129,3 +129,67 @@ class SupervisorTests(SynchronousTestCase):
         self.successResultOf(self.supervisor.stopService())
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertEqual(self.child()["state"], "stopped")
+
+
+class HeartbeatTests(SynchronousTestCase):
+    """A child that stops talking (stopped, stuck in a loop) is reported, not silently trusted.
+
+    Children send ``{"event": "alive"}`` every second; ``/api/health`` shows a
+    running child silent for longer than ``silent_after`` as "unresponsive"
+    and answers 503 through ``all_running``.  Silence alone never restarts a
+    child: a frozen process may come back (SIGCONT), and a restart would
+    fail the tests it is serving.
+    """
+
+    SILENT_AFTER = 5.0
+
+    def setUp(self):
+        self.reactor = ProcessReactor()
+        self.supervisor = Supervisor([SPEC], self.reactor, silent_after=self.SILENT_AFTER)
+        self.supervisor.startService()
+        self.protocol, self.process = self.reactor.spawned[-1][0], self.reactor.spawned[-1][-1]
+        self.protocol.outReceived(b'{"event": "ready"}\n')
+
+    def child(self) -> dict:
+        (snapshot,) = self.supervisor.snapshot()
+        return snapshot
+
+    def test_a_child_that_keeps_its_heartbeat_stays_running(self):
+        for _ in range(20):
+            self.reactor.advance(1.0)
+            self.protocol.outReceived(b'{"event": "alive"}\n')
+        self.assertEqual(self.child()["state"], "running")
+        self.assertTrue(self.supervisor.all_running())
+
+    def test_silence_past_the_bound_is_reported_unresponsive_with_for_how_long(self):
+        self.reactor.advance(self.SILENT_AFTER)
+        self.assertEqual(self.child()["state"], "running", "silent exactly as long as allowed is still fine")
+        self.reactor.advance(2.0)
+        self.assertEqual(self.child()["state"], "unresponsive")
+        self.assertEqual(self.child()["silent_seconds"], 7.0)
+        self.assertFalse(self.supervisor.all_running())
+
+    def test_an_unresponsive_child_is_not_restarted_and_recovers_with_its_next_heartbeat(self):
+        self.reactor.advance(60.0)
+        self.assertEqual(self.child()["state"], "unresponsive")
+        self.assertEqual(len(self.reactor.spawned), 1)
+        self.assertEqual(self.process.signals, [])
+        self.protocol.outReceived(b'{"event": "alive"}\n')
+        self.assertEqual(self.child(), {"role": "probe", "pid": self.process.pid, "port": 8005,
+                                        "state": "running", "restarts": 0})
+        self.assertTrue(self.supervisor.all_running())
+
+    def test_any_line_from_the_child_counts_as_a_sign_of_life(self):
+        self.reactor.advance(4.0)
+        self.protocol.outReceived(b'{"event": "stats", "sessions": 0}\n')
+        self.reactor.advance(4.0)
+        self.assertEqual(self.child()["state"], "running")
+
+    def test_a_child_still_starting_or_in_backoff_is_not_called_unresponsive(self):
+        self.protocol.processEnded(Failure(ProcessTerminated(exitCode=1)))
+        self.reactor.advance(0.1)
+        self.assertEqual(self.child()["state"], "backoff")
+        self.reactor.advance(RestartPolicy().first_delay)
+        self.assertEqual(self.child()["state"], "starting")
+        self.reactor.advance(self.SILENT_AFTER * 3)
+        self.assertEqual(self.child()["state"], "starting")

@@ -1,0 +1,45 @@
+"""A load worker's protocol stack: connection limits, TLS, the load site, and its reports."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from twisted.internet import task
+from twisted.internet.endpoints import serverFromString
+from twisted.web.server import Site
+
+from lqos.endpoints import child_endpoint, guard_outside_tls
+from lqos.load.request import LoadRequestFactory
+from lqos.load.routes import LoadEndpoints
+from lqos.load.tickets import LoadTickets
+from lqos.tcp import ConnectionLimits
+from lqos.web.accesslog import access_log_line
+
+# How often the bytes counted per test go to the main process.  The client
+# reads upload progress from there every 250 ms window, so a report that is
+# at most 20 ms old shifts a window's count by little.
+REPORT_SECONDS = 0.02
+
+
+def load_worker_factory(reactor, options: argparse.Namespace, secret: bytes,
+                        send_to_parent: Callable[[dict], None]):
+    """The factory the worker's shared port serves, with its byte reports running."""
+    tickets = LoadTickets(secret, reactor)
+    endpoints = LoadEndpoints(tickets, reactor)
+    site = Site(endpoints.resource(), timeout=options.idle_seconds,
+                requestFactory=LoadRequestFactory(reactor, tickets, endpoints.limits),
+                logFormatter=access_log_line)
+    report = task.LoopingCall(_report, tickets, send_to_parent)
+    report.clock = reactor
+    report.start(REPORT_SECONDS, now=False)
+    description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
+    guard = lambda wrapped: ConnectionLimits(wrapped, reactor, per_ip=options.connections_per_ip,
+                                             total=options.connections, head_seconds=options.head_seconds)
+    _, factory = guard_outside_tls(reactor, serverFromString(reactor, description), site, guard)
+    return factory
+
+
+def _report(tickets: LoadTickets, send_to_parent: Callable[[dict], None]) -> None:
+    for counts in tickets.take_unreported():
+        send_to_parent({"event": "load-bytes", "tests": counts})
