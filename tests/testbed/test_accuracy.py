@@ -45,12 +45,18 @@ def test_grades_equal_the_grade_of_the_ground_truth(reports):
 
 
 def test_throughput_matches_iperf3_in_each_direction(reports):
-    """Download and upload phases.  The bidirectional phase's split is reported only:
-    upload before download (lqos/sessions.py) brought the deep links' downloads from
-    10-94% of the reference to 89-101%, but on the shallow links the test's downloads
-    got 68-97% of iperf3's share in `make accuracy`.  Likely (not yet shown): the
-    split while both directions are loaded depends on how many flows each side runs,
-    and the reference's four and four are not the counts the test's warm-ups choose."""
+    """Download and upload phases.  The bidirectional phase's split is reported only.
+
+    Upload before download (lqos/sessions.py) brought the deep links' downloads in
+    that phase from 10-94% of the reference to 89-101% in `make accuracy`.  On the
+    shallow links the split is not stable enough for a 10% bound: the reference
+    itself (four iperf3 flows each way), run twice back to back on the same 10/2
+    8 ms link, gave the download 5.4 and 7.2 Mbit/s, and 6.6 and 7.6 on a second
+    bed, while the CLI test measured 5.5 and 5.8 with the same four and four flows.
+    On 50/10 and 200/20 shallow that check put the CLI within 10% of both reference
+    runs; in the matrix run 50/10 shallow was outside for both clients and 200/20
+    shallow for the browser.
+    """
     for report in reports:
         for phase in report.phases:
             if phase.phase != "bidirectional":
