@@ -37,10 +37,10 @@ run: install
 	mkdir -p var
 	$(BIN)/twistd --nodaemon --pidfile= lqos-bufferbloat --port tcp:8000 --data-dir var
 
-# Debian packages the tests drive: the browser (and an emoji font for the persona
+# Debian packages the tests drive: the browsers, Chromium and Firefox ESR (and an emoji font for the persona
 # icons in screenshots), and ping and iperf3 for the accuracy testbed.
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/ping /usr/bin/iperf3 /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
-SYSTEM_PACKAGES := chromium iputils-ping iperf3 fonts-noto-color-emoji
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/firefox-esr /usr/bin/ping /usr/bin/iperf3 /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+SYSTEM_PACKAGES := chromium firefox-esr iputils-ping iperf3 fonts-noto-color-emoji
 
 system-packages:
 	@for tool in $(SYSTEM_TOOLS); do test -e $$tool || missing=1; done; \

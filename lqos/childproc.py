@@ -53,7 +53,8 @@ def child_argument_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-Listen = Callable[[object, IProtocolFactory], IListeningPort]
+# Puts the factory on the child's ports; the first is the one reported to the parent.
+Listen = Callable[[object, IProtocolFactory], list[IListeningPort]]
 
 
 def run_child(role: str, options: argparse.Namespace,
@@ -62,7 +63,7 @@ def run_child(role: str, options: argparse.Namespace,
     """Serve ``make_factory(reactor, send_to_parent)`` on ``options.port`` until the parent goes away.
 
     By default the port is ``child_endpoint``'s; a child that builds its own
-    stack (TLS included) passes *listen* to put the factory on the port itself.
+    stack (TLS included) passes *listen* to put the factory on its ports itself.
     """
     # The supervisor stamps time and role on every line; the child adds neither.
     observer = FileLogObserver(
@@ -79,11 +80,12 @@ async def _serve(reactor, role: str, options: argparse.Namespace, make_factory, 
     factory = make_factory(reactor, link.send)
     if listen is None:
         description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
-        port = await serverFromString(reactor, description).listen(factory)
+        ports = [await serverFromString(reactor, description).listen(factory)]
     else:
-        port = listen(reactor, factory)
-    log.info("{role} listening on {address}", role=role, address=port.getHost())
-    link.send({"event": "ready", "role": role, "port": port.getHost().port})
+        ports = listen(reactor, factory)
+    for port in ports:
+        log.info("{role} listening on {address}", role=role, address=port.getHost())
+    link.send({"event": "ready", "role": role, "port": ports[0].getHost().port})
     # A heartbeat, so the supervisor can tell a stopped or stuck child from a quiet one.
     heartbeat = task.LoopingCall(link.send, {"event": "alive"})
     heartbeat.clock = reactor
@@ -91,4 +93,4 @@ async def _serve(reactor, role: str, options: argparse.Namespace, make_factory, 
     await parent_gone
     heartbeat.stop()
     log.info("{role}: parent closed the pipe; exiting", role=role)
-    await defer.maybeDeferred(port.stopListening)
+    await defer.gatherResults([defer.maybeDeferred(port.stopListening) for port in ports])

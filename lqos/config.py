@@ -68,7 +68,12 @@ class Config:
     # The bulk load endpoints (/download, /upload, /ws/bulk-download) are served
     # by this many worker processes sharing load_port (0: one per CPU core), at
     # this nice level, so that bulk data never delays the probe or the API.
+    # The workers serve the same routes on upload_port too, and clients send
+    # their uploads there: a browser opens at most six HTTP/1.1 connections to
+    # one host and port, so one port could not carry four download and four
+    # upload streams at once as fetch() requests.
     load_port: int = 8006
+    upload_port: int = 8007
     load_workers: int = 0
     load_worker_nice: int = 10
     tls_cert: str = ""
@@ -224,6 +229,7 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "updates_port": _port_number,
     "probe_port": _port_number,
     "load_port": _port_number,
+    "upload_port": _port_number,
     "load_workers": _int_between(0, 64),
     "load_worker_nice": _int_between(0, 19),
     "tls_cert": _path,
@@ -329,6 +335,7 @@ def child_ports(config: Config) -> dict[str, int]:
         "video": config.video_port,
         "updates": config.updates_port,
         "load": config.load_port,
+        "upload": config.upload_port,
     }
 
 

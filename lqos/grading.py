@@ -43,6 +43,24 @@ REPORTED_PERCENTILES = (25, 50, 75, 90, 95, 99)
 DEFAULT_MIN_SAMPLES = 10
 DEFAULT_MAX_LOSS_PERCENT = 20.0
 
+# When the client, not the line, limited a phase.  A timer or a probe that
+# fires this much late shows the client's thread was stalled for a fifth of a
+# 250 ms window or half a 100 ms probe interval: long enough to leave bytes
+# unread and the line less full than it could be.
+LATE_MS = 50.0
+# More than this share of a phase's windows with a late timer, or of its
+# probes sent late, and the phase counts as limited by the client.
+MAX_LATE_SHARE = 0.2
+# A phase whose last third ran this much faster (median of its windows) than
+# its middle third was still ramping up when it ended: it never reached a
+# plateau, so the line may never have been full.  (The first third is left
+# out: streams that join a phase, as the uploads of the bidirectional phase
+# do, ramp up there and then hold.)
+PLATEAU_GROWTH = 1.25
+# Fewer windows than this in a direction (2.25 s) say nothing about a plateau.
+MIN_PLATEAU_WINDOWS = 9
+PROBE_INTERVAL_MS = 100
+
 # --------------------------------------------------------------------------
 # Grades
 # --------------------------------------------------------------------------
@@ -175,6 +193,26 @@ class ProbeSample:
 
 
 @dataclass(frozen=True)
+class ClientLag:
+    """How late the client's own timer fired at the start of a 250 ms window.
+
+    The page and the CLI run one timer per window on the thread that reads
+    the download and sends the uploads; when that thread is starved (a
+    slow device, a busy browser) the timer fires late, and the bytes the
+    window should have carried wait too.
+    """
+
+    start_ms: float
+    lag_ms: float
+
+    def __post_init__(self) -> None:
+        _require_finite("lag start_ms", self.start_ms)
+        _require_finite("lag_ms", self.lag_ms)
+        if self.lag_ms < 0:
+            raise ValueError(f"lag_ms must not be negative, got {self.lag_ms!r}")
+
+
+@dataclass(frozen=True)
 class ThroughputWindow:
     """Bytes moved in one direction during one 250 ms window of a phase."""
 
@@ -261,6 +299,90 @@ def throughput_figure(windows: Iterable[ThroughputWindow], phase: str, direction
     return {"median": stats.median(rates) if rates else None, "windows": len(rates)}
 
 
+def _in_span(start_ms: float, span: tuple[float, float] | None) -> bool:
+    return span is not None and span[0] <= start_ms < span[1]
+
+
+def phase_span(probes: Sequence[ProbeSample], windows: Sequence[ThroughputWindow],
+               phase: str) -> tuple[float, float] | None:
+    """Where a phase lies on the test clock, from the samples labelled with it."""
+    starts = [w.start_ms for w in windows if w.phase == phase] + [p.sent_ms for p in probes if p.phase == phase]
+    if not starts:
+        return None
+    return min(starts), max(starts) + WINDOW_MS
+
+
+def late_probes(probes: Sequence[ProbeSample], phase: str) -> tuple[int, int]:
+    """(late, counted): probes of the phase sent LATE_MS or more after their schedule.
+
+    Each probe is due one interval after the one before it; a gap longer than
+    that plus LATE_MS means the client's probe thread was stalled.
+    """
+    in_order = sorted(probes, key=lambda p: p.seq)
+    late = counted = 0
+    for before, probe in pairwise(in_order):
+        if probe.phase != phase or probe.seq != before.seq + 1:
+            continue
+        counted += 1
+        if probe.sent_ms - before.sent_ms >= PROBE_INTERVAL_MS + LATE_MS:
+            late += 1
+    return late, counted
+
+
+def plateau_reached(windows: Sequence[ThroughputWindow], phase: str, direction: str) -> bool | None:
+    """False when the phase's throughput was still climbing at its end; None: too few windows."""
+    rates = [w.bytes for w in sorted(windows, key=lambda w: w.start_ms)
+             if w.phase == phase and w.direction == direction]
+    if len(rates) < MIN_PLATEAU_WINDOWS:
+        return None
+    third = len(rates) // 3
+    middle, last = stats.median(rates[third:-third]), stats.median(rates[-third:])
+    return not last > middle * PLATEAU_GROWTH
+
+
+def client_keeping_up(phase: str, probes: Sequence[ProbeSample], windows: Sequence[ThroughputWindow],
+                      lags: Sequence[ClientLag]) -> dict:
+    """Whether the client could keep the line full during a loaded phase.
+
+    A grade is only as good as the load under it: a client that could not
+    read fast enough, or whose timers stalled, filled the line's queue less
+    than the line allows, so its latency increase (and grade) may be too
+    good.  The evidence is the client's own timer lag per window, its probes'
+    send times, and whether the throughput levelled off.
+    """
+    span = phase_span(probes, windows, phase)
+    phase_lags = [lag.lag_ms for lag in lags if _in_span(lag.start_ms, span)]
+    late_windows = sum(1 for lag in phase_lags if lag >= LATE_MS)
+    late, counted = late_probes(probes, phase)
+    plateau = {DIRECTION_NAMES[direction]: plateau_reached(windows, phase, direction) for direction in DIRECTIONS}
+    stalled = ((phase_lags and late_windows > MAX_LATE_SHARE * len(phase_lags))
+               or (counted and late > MAX_LATE_SHARE * counted))
+    return {
+        "lag_p90_ms": stats.percentile(phase_lags, 90) if phase_lags else None,
+        "late_windows": late_windows,
+        "lag_windows": len(phase_lags),
+        "late_probes": late,
+        "probes": counted,
+        "plateau": plateau,
+        "client_limited": bool(stalled),
+    }
+
+
+def caveat(phase: str, keeping_up: dict, throughput: dict) -> str | None:
+    """One sentence for the customer when the phase's load may not have filled the line."""
+    directions = [name for name, reached in keeping_up["plateau"].items() if reached is not None]
+    rates = " and ".join(f"{name} reached {throughput[name]['median']:.0f} Mbit/s"
+                         for name in directions if throughput[name]["median"] is not None)
+    reached = f": {rates}" if rates else ""
+    if keeping_up["client_limited"]:
+        return (f"This device could not keep up during the {phase} phase{reached}. "
+                f"The line may not have been full, so the {phase} grade may be too good.")
+    if any(reached is False for reached in keeping_up["plateau"].values()):
+        return (f"The {phase} phase never reached a steady speed{reached}. "
+                f"The line may not have been full, so the {phase} grade may be too good.")
+    return None
+
+
 def _reliability(problems: list[str]) -> dict:
     return {"reliable": not problems, "reason": "; ".join(problems) or None}
 
@@ -287,21 +409,28 @@ def summarise_loaded_phase(
     baseline: dict,
     thresholds: GradeThresholds,
     limits: ReliabilityLimits,
+    lags: Sequence[ClientLag] = (),
 ) -> dict:
-    """Figures, throughput and grade of one loaded phase (grade None if unreliable)."""
+    """Figures, throughput and grade of one loaded phase (grade None if unreliable).
+
+    A phase the client could not fill keeps its grade, which is then an upper
+    bound, and says so in ``caveat``.
+    """
     figures = latency_figures(rtts_in_phase(probes, phase))
     problems = limits.problems(figures["sent"], figures["samples"], figures["loss_percent"])
     increase = _latency_increase(figures["p50_ms"], baseline["median_ms"])
     gradable = not problems and baseline["reliable"]
+    throughput = {DIRECTION_NAMES[direction]: throughput_figure(windows, phase, direction)
+                  for direction in DIRECTIONS}
+    keeping_up = client_keeping_up(phase, probes, windows, lags)
     return {
         **figures,
         "latency_increase_ms": increase,
-        "throughput_mbps": {
-            DIRECTION_NAMES[direction]: throughput_figure(windows, phase, direction)
-            for direction in DIRECTIONS
-        },
+        "throughput_mbps": throughput,
         "grade": grade_for_increase(increase, thresholds) if gradable else None,
         **_reliability(problems),
+        "keeping_up": keeping_up,
+        "caveat": caveat(phase, keeping_up, throughput),
     }
 
 
@@ -321,14 +450,15 @@ def overall_grade(baseline: dict, phases: dict[str, dict]) -> dict:
     ungraded = [name for name, phase in phases.items() if phase["grade"] is None]
     if not baseline["reliable"]:
         reason = f"baseline unreliable: {baseline['reason']}"
-        return {"grade": None, "phase": None, "reason": reason, "ungraded_phases": ungraded}
+        return {"grade": None, "phase": None, "reason": reason, "ungraded_phases": ungraded, "caveats": []}
     graded = {name: phase["grade"] for name, phase in phases.items() if phase["grade"]}
     if not graded:
         reason = "no loaded phase had enough reliable samples to grade"
-        return {"grade": None, "phase": None, "reason": reason, "ungraded_phases": ungraded}
+        return {"grade": None, "phase": None, "reason": reason, "ungraded_phases": ungraded, "caveats": []}
     worst = worst_grade(graded.values())
     setter = next(name for name, grade in graded.items() if grade == worst)
-    return {"grade": worst, "phase": setter, "reason": None, "ungraded_phases": ungraded}
+    caveats = [phases[name]["caveat"] for name in graded if phases[name].get("caveat")]
+    return {"grade": worst, "phase": setter, "reason": None, "ungraded_phases": ungraded, "caveats": caveats}
 
 
 def aim_inputs(probes: Sequence[ProbeSample], baseline: dict, phases: dict[str, dict]) -> dict:
@@ -398,14 +528,16 @@ def compute_result(
     *,
     min_samples: int = DEFAULT_MIN_SAMPLES,
     max_loss_percent: float = DEFAULT_MAX_LOSS_PERCENT,
+    lags: Iterable[ClientLag] = (),
 ) -> dict:
     """Metrics, grades and use-case ratings of one test, as a JSON-ready dict."""
     limits = ReliabilityLimits(min_samples, max_loss_percent)
     probes = tuple(probes)
     windows = tuple(windows)
+    lags = tuple(lags)
     baseline = summarise_baseline(probes, limits)
     phases = {
-        phase: summarise_loaded_phase(phase, probes, windows, baseline, thresholds, limits)
+        phase: summarise_loaded_phase(phase, probes, windows, baseline, thresholds, limits, lags)
         for phase in LOADED_PHASES
     }
     overall = overall_grade(baseline, phases)

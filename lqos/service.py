@@ -47,6 +47,7 @@ def child_specs(config: Config, household: Household) -> list[ChildSpec]:
         for name, port in household.ports.items()
     ] + [
         _python_child(f"load-{number}", "lqos.load", config.load_port, config, "--secret-file", secret_file,
+                      "--upload-port", str(config.upload_port),
                       "--nice", str(config.load_worker_nice),
                       "--idle-seconds", str(config.http_idle_timeout_seconds),
                       "--head-seconds", str(config.http_request_head_seconds),

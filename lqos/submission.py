@@ -5,7 +5,8 @@ A result submission is JSON::
     {"token": "...",
      "probes": [[seq, phase, sent_ms, rtt_ms_or_null], ...],
      "throughput": [[phase, start_ms, "down" | "up", bytes], ...],
-     "streams": {"download": N, "upload": N}}
+     "streams": {"download": N, "upload": N},
+     "lag": [[start_ms, lag_ms], ...]}          optional: the client's timer lag per window
 
 Arrays instead of objects keep a 40-second test's body near 20 KB.  Every
 bound here is derived from the test's schedule, so a client cannot make the
@@ -18,11 +19,10 @@ import json
 import math
 from dataclasses import dataclass
 
-from lqos.grading import PHASES, ProbeSample, ThroughputWindow, WINDOW_MS
+from lqos.grading import PHASES, PROBE_INTERVAL_MS, ClientLag, ProbeSample, ThroughputWindow, WINDOW_MS
 from lqos.household_grading import PersonaSamples
 
 MAX_SUBMISSION_BYTES = 512 * 1024
-PROBE_INTERVAL_MS = 100
 PROBE_TIMEOUT_MS = 2000
 MAX_STREAMS = 16
 # The saturation phases run at least this many streams, whatever the warm-up
@@ -35,6 +35,8 @@ MIN_STREAMS = 4
 MAX_WINDOW_BYTES = int(100e9 / 8 * WINDOW_MS / 1000)
 # A probe may be answered this long after the schedule ends (its 2 s timeout, and slack).
 SCHEDULE_SLACK_MS = 5000
+# A timer lag above this is a client that stopped altogether; it is stored as this.
+MAX_LAG_MS = 60_000
 
 
 class SubmissionError(ValueError):
@@ -47,6 +49,7 @@ class Submission:
     probes: tuple[ProbeSample, ...]
     windows: tuple[ThroughputWindow, ...]
     streams: dict[str, int]
+    lags: tuple[ClientLag, ...] = ()
 
 
 def _document(body: bytes) -> tuple[dict, str]:
@@ -74,6 +77,7 @@ def parse_submission(body: bytes, duration_seconds: float) -> Submission:
         probes=_probes(document.get("probes"), duration_ms),
         windows=_windows(document.get("throughput"), duration_ms),
         streams=_streams(document.get("streams", {})),
+        lags=_lags(document.get("lag", []), duration_ms),
     )
 
 
@@ -139,6 +143,19 @@ def _windows(value: object, duration_ms: float) -> tuple[ThroughputWindow, ...]:
             raise SubmissionError(f"{what}: bytes must be a whole number 0..{MAX_WINDOW_BYTES}")
         windows.append(ThroughputWindow(phase, start, direction, byte_count))
     return tuple(windows)
+
+
+def _lags(value: object, duration_ms: float) -> tuple[ClientLag, ...]:
+    """``[start_ms, lag_ms]`` rows, at most one per window of the test."""
+    rows = _list(value, "lag", int(duration_ms / WINDOW_MS) + 8)
+    lags = []
+    for index, item in enumerate(rows):
+        where = f"lag[{index}]"
+        if not isinstance(item, list) or len(item) != 2:
+            raise SubmissionError(f"{where} must be [start_ms, lag_ms]")
+        start = _number_in(item[0], 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: start_ms")
+        lags.append(ClientLag(start, min(_number_in(item[1], 0, 1e9, f"{where}: lag_ms"), MAX_LAG_MS)))
+    return tuple(lags)
 
 
 def _streams(value: object) -> dict[str, int]:

@@ -36,6 +36,7 @@ class Options(usage.Options):
         ["video-port", None, None, "Video call persona port [default: 8003]"],
         ["updates-port", None, None, "System updates persona port [default: 8004]"],
         ["load-port", None, None, "Port of the bulk load workers [default: 8006]"],
+        ["upload-port", None, None, "Second port of the bulk load workers, for uploads [default: 8007]"],
     ]
 
     def postOptions(self) -> None:

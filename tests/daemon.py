@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).parent / "twistd"
 # The child ports, by the role that listens there ("load" is every load worker).
-CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load")
+CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "upload")
 
 
 def free_ports(count: int) -> list[int]:

@@ -269,6 +269,7 @@ function showResultBody(household) {
   $("single-result-body").hidden = household;
   $("household-result-body").hidden = !household;
   $("member-summary").hidden = !household;
+  if (household) $("grade-caveats").hidden = true;
 }
 
 function showOwnHouseholdResult({ record, submission }, personas) {

@@ -9,6 +9,8 @@
 // - The warm-up adds a stream every 0.5 s while throughput still grows by more
 //   than 5%, up to a maximum; the saturation phase keeps that count.
 // - Every stream has its own AbortController; stop() aborts it at once.
+// - Downloads and uploads go to ports of their own (download_url, upload_url),
+//   each with its own six HTTP/1.1 connections.
 
 export const WINDOW_MS = 250;
 const MiB = 1024 * 1024;
@@ -54,6 +56,14 @@ export class ReceivedBytes {
     const index = Math.floor(this.clock() / WINDOW_MS);
     this.bins.set(index, (this.bins.get(index) || 0) + count);
     this.total += count;
+  }
+
+  /** Counts made on another thread: [[window index, bytes], ...]. */
+  addWindows(windows) {
+    for (const [index, count] of windows) {
+      this.bins.set(index, (this.bins.get(index) || 0) + count);
+      this.total += count;
+    }
   }
 
   /** Bytes of the 250 ms window that starts at index * 250 ms. */
@@ -122,6 +132,40 @@ export class AcknowledgedBytes {
     const start = Math.max(this.first, end - spanMs);
     if (end <= start) return 0;
     return (this.valueAt(end) - this.valueAt(start)) / ((end - start) / 1000);
+  }
+}
+
+/**
+ * How late this thread's timer fires at each 250 ms window boundary of the
+ * test clock. A thread starved of CPU fires late, and the download bytes it
+ * should have read wait with it; the server marks a phase with many late
+ * windows as one this device could not fill. Rows: [window start ms, ms late].
+ */
+export class TimerLag {
+  constructor(clock, endMs) {
+    this.clock = clock;
+    this.endMs = endMs;
+    this.rows = [];
+    this.next = 0;
+    this.timer = null;
+  }
+
+  start() {
+    this.timer = setTimeout(() => this.fire(), Math.max(0, this.next * WINDOW_MS - this.clock()));
+  }
+
+  fire() {
+    const now = this.clock();
+    // Every boundary this timer missed was as late as this firing.
+    for (; this.next * WINDOW_MS <= now && this.next * WINDOW_MS < this.endMs; this.next += 1) {
+      const due = this.next * WINDOW_MS;
+      this.rows.push([due, Math.round((now - due) * 10) / 10]);
+    }
+    if (this.next * WINDOW_MS < this.endMs) this.start();
+  }
+
+  stop() {
+    clearTimeout(this.timer);
   }
 }
 
@@ -197,34 +241,16 @@ export class ProgressPoller {
 }
 
 /**
- * How many HTTP/1.1 connections the load may hold to the main origin. Browsers
- * open at most 6 per host and port; one is kept free for progress polls and
- * the result submission, which would otherwise queue behind the load.
- * Over HTTP/2 or 3 every request shares one connection and there is no such cap.
+ * How many streams of one direction the page runs at most. Browsers open at
+ * most six HTTP/1.1 connections to one host and port, and the server takes
+ * downloads and uploads on ports of their own, so each direction has six.
+ * They are fetch() streams, never WebSockets: a browser applies backpressure
+ * to a fetch body it has not read, but Firefox reads WebSocket messages from
+ * the network as fast as they come and queues them inside the browser, where
+ * the probe's replies then wait behind seconds of bulk data (measured on
+ * loopback: every probe of the download phase lost).
  */
-export class ConnectionBudget {
-  constructor(size) {
-    this.size = size;
-    this.used = 0;
-  }
-
-  take() {
-    if (this.used >= this.size) return false;
-    this.used += 1;
-    return true;
-  }
-
-  give() {
-    this.used = Math.max(0, this.used - 1);
-  }
-}
-
-/** The browser's protocol to the server ("http/1.1", "h2", ...) from Resource Timing, if known. */
-export function protocolOf(url) {
-  const entries = performance.getEntriesByName(new URL(url, location.href).href);
-  const entry = entries[entries.length - 1];
-  return entry && entry.nextHopProtocol ? entry.nextHopProtocol : "";
-}
+export const STREAMS_PER_ORIGIN = 6;
 
 function abortable(signal) {
   return signal.aborted;
@@ -278,57 +304,6 @@ class DownloadStream {
 
   stop() {
     this.controller.abort();
-  }
-}
-
-/**
- * A download stream over WS /ws/bulk-download, for streams beyond the HTTP
- * connection budget: WebSockets do not count against the browser's six
- * connections per host, and each one is a TCP connection of its own.
- * Bytes are counted when a message has arrived, so messages are small (64 KiB).
- */
-class WebSocketDownloadStream {
-  constructor(url, meter, onFailure) {
-    this.url = url + (url.includes("?") ? "&" : "?") + "message_bytes=65536";
-    this.meter = meter;
-    this.onFailure = onFailure;
-    this.stopped = false;
-    this.socket = null;
-    this.failedOpens = 0;
-  }
-
-  run() {
-    if (this.stopped) return;
-    let opened = false;
-    let bytes = 0;
-    const socket = new WebSocket(this.url);
-    socket.binaryType = "arraybuffer";
-    this.socket = socket;
-    socket.onopen = () => { opened = true; };
-    socket.onmessage = (event) => {
-      const size = typeof event.data === "string" ? event.data.length : event.data.byteLength;
-      bytes += size;
-      this.meter.add(size);
-    };
-    socket.onclose = () => {
-      if (this.stopped) return;
-      if (!opened || !bytes) {
-        // Refused before the upgrade (the browser hides the HTTP answer), or silent.
-        this.failedOpens += 1;
-        if (this.failedOpens >= 2) {
-          this.onFailure(this, new LoadError("the server refused a download stream", { fatal: false }));
-          return;
-        }
-      } else {
-        this.failedOpens = 0;
-      }
-      this.run();  // the server ends each stream after a while: open the next
-    };
-  }
-
-  stop() {
-    this.stopped = true;
-    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000, "phase over");
   }
 }
 
@@ -407,22 +382,17 @@ class UploadStream {
 }
 
 /**
- * The streams of one direction. `resize(n)` opens streams up to n; `stop()`
- * aborts them all. Download streams use fetch() while the HTTP connection
- * budget lasts (and while they hold fewer than `httpLimit`), then WebSockets;
- * upload streams need an HTTP connection each.
+ * The streams of one direction. `resize(n)` opens streams up to n (at most
+ * STREAMS_PER_ORIGIN); `stop()` aborts them all.
  */
 export class StreamGroup {
-  constructor({ direction, url, wsUrl = null, meter, budget, onFatal, httpLimit = Infinity, uploadBytes = MIN_UPLOAD_BYTES }) {
+  constructor({ direction, url, meter, onFatal, uploadBytes = MIN_UPLOAD_BYTES }) {
     this.direction = direction;  // "down" | "up"
     this.uploadBytes = uploadBytes;  // first body size of new upload streams
     this.url = url;
-    this.wsUrl = wsUrl;
     this.meter = meter;
-    this.budget = budget;
     this.onFatal = onFatal;
-    this.httpLimit = httpLimit;
-    this.streams = new Map();  // stream -> holds an HTTP connection of the budget
+    this.streams = new Set();
     this.refusal = null;
     this.stopped = false;
   }
@@ -431,39 +401,22 @@ export class StreamGroup {
     return this.streams.size;
   }
 
-  transports() {
-    let http = 0;
-    for (const holdsConnection of this.streams.values()) if (holdsConnection) http += 1;
-    return { http, websocket: this.streams.size - http };
-  }
-
-  /** Open streams until there are n (fewer when no connection is left); returns how many run. */
+  /** Open streams until there are n (at most STREAMS_PER_ORIGIN); returns how many run. */
   resize(count) {
-    while (!this.stopped && !this.refusal && this.streams.size < count) {
+    const wanted = Math.min(count, STREAMS_PER_ORIGIN);
+    while (!this.stopped && !this.refusal && this.streams.size < wanted) {
       const onFailure = (stream, error) => this.failed(stream, error);
-      let stream;
-      const holdsConnection = this.transports().http < this.httpLimit && this.budget.take();
-      if (this.direction === "up") {
-        if (!holdsConnection) break;
-        stream = new UploadStream(this.url, onFailure, this.uploadBytes);
-      } else if (holdsConnection) {
-        stream = new DownloadStream(this.url, this.meter, onFailure);
-      } else if (this.wsUrl) {
-        stream = new WebSocketDownloadStream(this.wsUrl, this.meter, onFailure);
-      } else {
-        break;
-      }
-      this.streams.set(stream, holdsConnection);
+      const stream = this.direction === "up"
+        ? new UploadStream(this.url, onFailure, this.uploadBytes)
+        : new DownloadStream(this.url, this.meter, onFailure);
+      this.streams.add(stream);
       stream.run();
     }
     return this.streams.size;
   }
 
   failed(stream, error) {
-    if (!this.streams.has(stream)) return;
-    if (this.streams.get(stream)) this.budget.give();
-    this.streams.delete(stream);
-    if (this.stopped) return;
+    if (!this.streams.delete(stream) || this.stopped) return;
     if (error.fatal) {
       this.onFatal(error);
     } else {
@@ -476,16 +429,13 @@ export class StreamGroup {
   /** The body size the upload streams have settled on: where a later group of uploads can start. */
   learntUploadBytes() {
     let size = this.uploadBytes;
-    for (const stream of this.streams.keys()) if (stream instanceof UploadStream) size = Math.max(size, stream.size);
+    for (const stream of this.streams) if (stream instanceof UploadStream) size = Math.max(size, stream.size);
     return size;
   }
 
   stop() {
     this.stopped = true;
-    for (const [stream, holdsConnection] of this.streams) {
-      stream.stop();
-      if (holdsConnection) this.budget.give();
-    }
+    for (const stream of this.streams) stream.stop();
     this.streams.clear();
   }
 }

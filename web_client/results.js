@@ -59,7 +59,8 @@ function phaseCard(name, phase) {
     h("dl", { class: "phase-figures" },
       figures.map(([label, value]) => h("div", {}, h("dt", {}, label), h("dd", {}, value)))),
     h("p", { class: "phase-count" }, `${phase.samples} of ${phase.sent} probes answered`),
-    phase.reliable ? null : h("p", { class: "phase-warning" }, `Not graded: ${phase.reason || "too few reliable samples"}.`));
+    phase.reliable ? null : h("p", { class: "phase-warning" }, `Not graded: ${phase.reason || "too few reliable samples"}.`),
+    phase.caveat ? h("p", { class: "phase-warning phase-caveat" }, phase.caveat) : null);
 }
 
 function useCaseItem(key, label, rating) {
@@ -124,6 +125,11 @@ export function renderResult(record, { shared = false } = {}) {
   document.getElementById("grade-word").textContent = info ? info.word : "Not graded";
   document.getElementById("grade-setter").textContent = setterText(result);
   document.getElementById("grade-explain").replaceChildren(...explanation(result));
+  // The server's sentences for phases this device could not fill (lqos/grading.py).
+  const caveats = overall.caveats || [];
+  const caveatBox = document.getElementById("grade-caveats");
+  caveatBox.hidden = caveats.length === 0;
+  caveatBox.replaceChildren(...caveats.map((text) => h("p", {}, text)));
 
   const ratings = (result.use_cases && result.use_cases.ratings) || {};
   document.getElementById("use-cases").replaceChildren(

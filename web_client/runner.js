@@ -8,9 +8,10 @@
 // page shows what the server computed.
 
 import {
-  AcknowledgedBytes, ConnectionBudget, LoadError, ProgressPoller, ReceivedBytes,
-  StreamGroup, WINDOW_MS, errorDetail, protocolOf, warmUp,
+  AcknowledgedBytes, LoadError, ProgressPoller, ReceivedBytes, STREAMS_PER_ORIGIN,
+  TimerLag, WINDOW_MS, errorDetail, warmUp,
 } from "./load.js";
+import { FLUSH_MS, LoadThread } from "./load-thread.js";
 
 const DIRECTIONS_OF_PHASE = {
   baseline: [],
@@ -124,7 +125,6 @@ export class SingleUserTest {
     this.probes = [];           // {seq, phase, sent_ms, rtt_ms}
     this.groups = { down: null, up: null };
     this.counts = { down: 0, up: 0 };
-    this.uploadBytes = undefined;  // upload body size learnt by the last upload group
     this.current = null;
     this.t0 = null;
     this.finished = false;
@@ -192,10 +192,6 @@ export class SingleUserTest {
   async startSession() {
     const session = await openSession(this.mode, this.schedule);
     this.limits = session.limits || {};
-    // Browsers open at most 6 HTTP/1.1 connections to one host and port; keep one
-    // free for progress polls and the submission. HTTP/2 and 3 share one connection.
-    const multiplexed = /^(h2|h3)/.test(protocolOf("/api/tests"));
-    this.budget = new ConnectionBudget(multiplexed ? 2 * (this.limits.max_streams || 16) : 5);
     return session;
   }
 
@@ -249,9 +245,21 @@ export class SingleUserTest {
       durationMs: this.duration,
     });
     this.received = new ReceivedBytes(() => this.clock());
+    this.load = new LoadThread({
+      onWindows: (windows) => this.received.addWindows(windows),
+      onFatal: (message) => this.fail(new LoadError(message)),
+    });
+    this.load.start({
+      timeOrigin: performance.timeOrigin + this.t0,
+      durationMs: this.duration,
+      downloadUrl: this.session.download_url,
+      uploadUrl: this.session.upload_url,
+    });
     this.acknowledged = new AcknowledgedBytes();
     this.poller = new ProgressPoller(this.session.progress_url, () => this.clock(), this.acknowledged, (e) => this.fail(e));
     this.poller.start();
+    this.lag = new TimerLag(() => this.clock(), this.duration);
+    this.lag.start();
     this.ticker = setInterval(() => this.tick(), WINDOW_MS);
     this.emit("started", this.session, this.spans);
   }
@@ -269,49 +277,19 @@ export class SingleUserTest {
     });
   }
 
-  group(direction, phaseIndex) {
-    if (!this.groups[direction]) {
-      this.groups[direction] = new StreamGroup({
-        direction,
-        url: direction === "down" ? this.session.download_url : this.session.upload_url,
-        wsUrl: direction === "down" ? this.session.bulk_ws_url : null,
-        meter: this.received,
-        budget: this.budget,
-        onFatal: (error) => this.fail(error),
-        // Without a WebSocket download URL the downloads have no other way to run: no limit then.
-        httpLimit: direction === "down" && this.session.bulk_ws_url
-          ? this.budget.size - this.uploadStreamsAlongside(phaseIndex) : Infinity,
-        uploadBytes: this.uploadBytes,
-      });
-    }
+  group(direction) {
+    if (!this.groups[direction]) this.groups[direction] = this.load.group(direction);
     return this.groups[direction];
   }
 
-  /**
-   * How many upload streams will run while a download group opened in phase
-   * `phaseIndex` is still open (a group lives on while the following phases
-   * load its direction). Uploads need an HTTP connection each (there is no
-   * WebSocket upload) while downloads can use WebSockets, so the downloads
-   * leave the uploads these connections: the bidirectional phase then runs
-   * the stream counts its warm-ups found, whichever direction came first.
-   */
-  uploadStreamsAlongside(phaseIndex) {
-    for (const span of this.spans.slice(phaseIndex)) {
-      const directions = DIRECTIONS_OF_PHASE[span.name] || [];
-      if (!directions.includes("down")) return 0;
-      if (directions.includes("up")) return this.counts.up || this.limits.min_streams || 1;
-    }
-    return 0;
-  }
-
   async runPhases() {
-    const maxStreams = Math.min(this.limits.max_streams || 16, 16);
+    const maxStreams = Math.min(this.limits.max_streams || STREAMS_PER_ORIGIN, STREAMS_PER_ORIGIN);
     for (const [index, span] of this.spans.entries()) {
       this.current = span;
       this.emit("phase", span, index);
       const warmups = [];
       for (const direction of DIRECTIONS_OF_PHASE[span.name] || []) {
-        const group = this.group(direction, index);
+        const group = this.group(direction);
         if (WARMUP_PHASES.has(span.name)) {
           warmups.push(warmUp({
             group,
@@ -321,7 +299,8 @@ export class SingleUserTest {
             rateAt: direction === "down"
               ? (at) => this.received.rate(at, 500)
               : () => this.acknowledged.recentRate(500),
-            sleepUntil: (ms) => this.sleepUntil(ms),
+            // The load thread sends its counts every FLUSH_MS: wait for the last window's.
+            sleepUntil: (ms) => this.sleepUntil(ms + FLUSH_MS),
           }).then((count) => {
             // At least the server's minimum: a household's bulk flows keep a deep buffer full.
             this.counts[direction] = Math.max(count, this.limits.min_streams || 1);
@@ -337,7 +316,6 @@ export class SingleUserTest {
       const nextDirections = next ? DIRECTIONS_OF_PHASE[next.name] || [] : [];
       for (const direction of ["down", "up"]) {
         if (this.groups[direction] && !nextDirections.includes(direction)) {
-          if (direction === "up") this.uploadBytes = this.groups.up.learntUploadBytes();
           this.groups[direction].stop();
           this.groups[direction] = null;
         }
@@ -351,7 +329,9 @@ export class SingleUserTest {
     const probesDone = new Promise((resolve) => { this.probesDone = resolve; });
     this.worker.postMessage({ type: "stop" });
     this.poller.stop();
-    await Promise.all([probesDone, this.poller.finish()]);
+    this.lag.stop();
+    const [loadLag] = await Promise.all([this.load.finish(), probesDone, this.poller.finish()]);
+    this.lagRows = worstLag(this.lag.rows, loadLag);
     clearInterval(this.ticker);
   }
 
@@ -379,20 +359,31 @@ export class SingleUserTest {
       probes: this.probes.map((p) => [p.seq, p.phase, p.sent_ms, p.rtt_ms]),
       throughput: this.throughputRows(),
       streams: { download: this.counts.down, upload: this.counts.up },
+      lag: this.lagRows,
     };
     return submitResult(this.session.result_url, this.submission, (seconds) => this.emit("waiting", seconds));
   }
 
   cleanUp() {
     clearInterval(this.ticker);
-    for (const direction of ["down", "up"]) {
-      if (this.groups[direction]) this.groups[direction].stop();
-      this.groups[direction] = null;
-    }
+    if (this.lag) this.lag.stop();
+    this.groups = { down: null, up: null };
+    if (this.load) this.load.terminate();
+    this.load = null;
     if (this.poller) this.poller.stop();
     if (this.worker) this.worker.terminate();
     this.worker = null;
   }
+}
+
+/**
+ * Each window's worse lag of two threads: the page's (where Firefox hands the
+ * probe replies through) and the load thread's (which reads the download).
+ */
+function worstLag(pageRows, loadRows) {
+  const worst = new Map(pageRows);
+  for (const [start, lag] of loadRows) worst.set(start, Math.max(lag, worst.get(start) ?? 0));
+  return [...worst].sort((a, b) => a[0] - b[0]);
 }
 
 function sentence(text) {

@@ -74,6 +74,11 @@ def unreliable_notes(result: dict) -> list[str]:
             for name, phase in result["phases"].items() if not phase["reliable"] and phase["reason"]]
 
 
+def caveat_notes(result: dict) -> list[str]:
+    """The server's sentences for phases this client could not fill."""
+    return [f"  ! {text}" for text in result["overall"].get("caveats", [])]
+
+
 def ceiling_note(rows: list[list[str]], ceilings: dict[str, float]) -> list[str]:
     reached = [(label, key) for column, label, key in ((5, "download", "down"), (6, "upload", "up"))
                if any("*" in row[column] for row in rows)]
@@ -92,7 +97,7 @@ def render(record: dict, base_url: str, ceilings: dict[str, float] | None = None
     lines = [headline(result), baseline_line(result["baseline"]), ""]
     rows = [phase_row(name, phases[name], ceilings) for name in LOADED_PHASES if name in phases]
     lines += table([list(HEADINGS)] + rows)
-    lines += ceiling_note(rows, ceilings) + unreliable_notes(result)
+    lines += ceiling_note(rows, ceilings) + unreliable_notes(result) + caveat_notes(result)
     lines += ["", use_cases_line(result["use_cases"])]
     streams = record.get("streams") or {}
     lines.append(f"Streams: {streams.get('download', 0)} download, {streams.get('upload', 0)} upload "

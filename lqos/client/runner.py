@@ -139,6 +139,9 @@ class LoadPhases:
         self.upload_meter = UploadMeter(http, answer["progress_url"], clock, partial(self._on_window, "up"),
                                         partial(self.fail, "the server's upload counter failed"))
         self.streams: dict[str, int] = {}
+        # [window start, ms late] of every window boundary's tick: a starved
+        # client ticks late, and the server marks the phase (lqos.grading).
+        self.lags: list[list[float]] = []
         self._min_streams = int((answer.get("limits") or {}).get("min_streams", 1))
         self._warmups: dict[str, WarmupDriver] = {}
         self.phase: str | None = None
@@ -170,13 +173,20 @@ class LoadPhases:
 
     def _on_timer(self) -> None:
         self._timer = None
-        current = window_index(self._clock.now_ms())
+        now = self._clock.now_ms()
+        current = window_index(now)
         while self._next_tick <= current and not self.done.called:
+            self._record_lag(self._next_tick, now)
             self._tick(self._next_tick)
             self._next_tick += 1
         if not self.done.called:
             delay = (window_start(self._next_tick) - self._clock.now_ms()) / 1000.0
             self._timer = self._reactor.callLater(max(0.0, delay), self._on_timer)
+
+    def _record_lag(self, boundary: int, now_ms: float) -> None:
+        start = window_start(boundary)
+        if start < self._schedule.duration_ms:
+            self.lags.append([start, round(now_ms - start, 1)])
 
     def _tick(self, boundary: int) -> None:
         self._on_window("down", boundary - 1, self.received.bytes_in(boundary - 1))
@@ -283,6 +293,7 @@ def submission(token: str, probes: list, load: LoadPhases, schedule: Schedule) -
         "probes": probes,
         "throughput": throughput,
         "streams": {"download": load.streams.get("down", 0), "upload": load.streams.get("up", 0)},
+        "lag": load.lags,
     }
 
 

@@ -21,6 +21,8 @@ from lqos.endpoints import listen_shared
 def main(argv: list[str]) -> None:
     parser = child_argument_parser("lqos-bufferbloat load worker")
     parser.add_argument("--secret-file", required=True)
+    parser.add_argument("--upload-port", type=int, default=0,
+                        help="a second port with the same routes, where clients send uploads (0: none)")
     parser.add_argument("--nice", type=int, default=10, choices=range(0, 20), metavar="0..19")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--head-seconds", type=float, default=20.0)
@@ -31,7 +33,8 @@ def main(argv: list[str]) -> None:
     secret = Path(options.secret_file).read_bytes()
     run_child("load", options,
               lambda reactor, send_to_parent: load_worker_factory(reactor, options, secret, send_to_parent),
-              listen=lambda reactor, factory: listen_shared(reactor, options.port, options.interface, factory))
+              listen=lambda reactor, factory: [listen_shared(reactor, port, options.interface, factory)
+                                               for port in (options.port, options.upload_port) if port])
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ class MainApp:
             "probe_url": f"{ws}://{host}:{self._config.probe_port}/ws/probe",
             "ping_url": f"{http}://{host}:{self._config.probe_port}/ping",
             "download_url": f"{http}://{load}/download{signed}",
-            "upload_url": f"{http}://{load}/upload{signed}",
+            "upload_url": f"{http}://{host}:{self._config.upload_port}/upload{signed}",
             "bulk_ws_url": f"{ws}://{load}/ws/bulk-download{signed}",
             "progress_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/progress?token={session.token}",
             "limits": {
@@ -191,7 +191,8 @@ class MainApp:
             result = score_household(self._household.personas, submission.personas)
             streams = {}
         else:
-            result = compute_result(submission.probes, submission.windows, self._config.grade_thresholds_ms)
+            result = compute_result(submission.probes, submission.windows, self._config.grade_thresholds_ms,
+                                    lags=submission.lags)
             streams = submission.streams
         return {
             "test_id": session.test_id,

@@ -117,3 +117,39 @@ def test_no_server_is_a_one_line_error():
     done = run_cli(f"http://127.0.0.1:{port}", "--short", timeout=30)
     assert done.returncode == 1
     assert done.stderr == "lqos-bufferbloat-test: error: connection refused\n"
+
+
+def test_a_starved_client_marks_its_phases_and_says_so(shared_daemon):
+    """SIGSTOP the CLI for 120 ms of every 200 ms (its prober, a child, runs on): its
+    timers run late, and every loaded phase is marked as one it could not fill."""
+    import os
+    import signal
+
+    from lqos.client.report import render
+
+    cli = subprocess.Popen([str(CLI), shared_daemon.url, "--short", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + SHORT_RUN_TIMEOUT
+    try:
+        time.sleep(1.0)  # let it start its prober and open the test
+        while cli.poll() is None and time.monotonic() < deadline:
+            os.kill(cli.pid, signal.SIGSTOP)
+            time.sleep(0.12)
+            os.kill(cli.pid, signal.SIGCONT)
+            time.sleep(0.08)
+        stdout, stderr = cli.communicate(timeout=10)
+    finally:
+        if cli.poll() is None:
+            os.kill(cli.pid, signal.SIGCONT)
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 0, stderr
+    result = json.loads(stdout)["result"]
+    for name in LOADED_PHASES:
+        keeping_up = result["phases"][name]["keeping_up"]
+        assert keeping_up["client_limited"], (name, keeping_up)
+        assert keeping_up["late_windows"] > 0.2 * keeping_up["lag_windows"]
+    assert len(result["overall"]["caveats"]) == 3
+    summary = render({"result": result}, shared_daemon.url)
+    assert "! This device could not keep up during the download phase" in summary
+    assert "the download grade may be too good" in summary

@@ -32,10 +32,12 @@ def test_start_answers_schedule_urls_and_limits(shared_daemon, started):
     assert sum(phase["seconds"] for phase in started["phases"]) == 15
     probe_port = shared_daemon.child_ports["probe"]
     assert started["probe_url"] == f"ws://127.0.0.1:{probe_port}/ws/probe"
-    load_port = shared_daemon.child_ports["load"]
-    for key, path in (("download_url", "/download"), ("upload_url", "/upload"), ("bulk_ws_url", "/ws/bulk-download")):
+    load_port, upload_port = shared_daemon.child_ports["load"], shared_daemon.child_ports["upload"]
+    # Uploads go to a port of their own: a browser's six connections per port go to each direction.
+    for key, port, path in (("download_url", load_port, "/download"), ("upload_url", upload_port, "/upload"),
+                            ("bulk_ws_url", load_port, "/ws/bulk-download")):
         scheme = "ws" if key == "bulk_ws_url" else "http"
-        assert started[key].startswith(f"{scheme}://127.0.0.1:{load_port}{path}?test={started['test_id']}&until=")
+        assert started[key].startswith(f"{scheme}://127.0.0.1:{port}{path}?test={started['test_id']}&until=")
     assert started["progress_url"].startswith(f"http://127.0.0.1:{shared_daemon.port}/api/tests/")
     assert started["limits"]["probe_interval_ms"] == 100
 

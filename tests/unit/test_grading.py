@@ -217,6 +217,7 @@ def test_baseline_10_download_45_is_grade_b():
         "phase": "download",
         "reason": None,
         "ungraded_phases": [],
+        "caveats": [],
     }
     assert result["reliable"] is True
 

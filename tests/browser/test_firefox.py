@@ -1,0 +1,96 @@
+"""The customer's page in Debian's Firefox ESR, driven over WebDriver BiDi (bare_firefox.py).
+
+Firefox differs from Chromium where it matters to the grade: it hands a
+worker's WebSocket messages through the page's main thread, and it reads
+WebSocket messages without backpressure.  These tests run the page on
+loopback, unthrottled, where nothing can queue: every phase must be graded
+with no probe lost, and the download and upload phases graded A or A+, as
+in Chromium.  (Both directions at once on loopback still saturate Firefox's
+network thread on two cores, at +20 to +30 ms: graded, not asserted A.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bare_firefox import FIREFOX, BareFirefox
+from harness import shared_record
+
+pytestmark = pytest.mark.browser
+
+LOADED_PHASES = ("download", "upload", "bidirectional")
+RESULT_TIMEOUT = 90
+
+
+@pytest.fixture
+def firefox():
+    browser = BareFirefox(390, 844, executable=FIREFOX)
+    browser.watch_console()
+    yield browser
+    browser.close()
+
+
+def run_to_result(browser, url: str) -> dict:
+    """Open *url*, press Start, wait for the result screen; the stored record."""
+    browser.goto(url)
+    browser.wait_for("!document.getElementById('start-button').disabled")
+    browser.evaluate("document.getElementById('start-button').click()")
+    browser.wait_for("document.body.dataset.screen === 'result'", timeout=RESULT_TIMEOUT)
+    return stored_record(browser)
+
+
+def stored_record(browser) -> dict:
+    """The record behind the share link the page shows."""
+    share_id = browser.evaluate("document.getElementById('share-link').value").rsplit("/r/", 1)[1]
+    return shared_record(browser.daemon, share_id)
+
+
+def test_a_short_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
+    firefox.daemon = sponsored_daemon
+    record = run_to_result(firefox, sponsored_daemon.url + "/?schedule=short")
+    result = record["result"]
+    for name in LOADED_PHASES:
+        phase = result["phases"][name]
+        assert phase["loss_percent"] == 0, (name, phase)
+        assert phase["grade"] is not None, (name, phase)
+    for name in ("download", "upload"):
+        phase = result["phases"][name]
+        assert phase["grade"] in ("A+", "A"), (name, phase["latency_increase_ms"], phase["p95_ms"])
+    assert firefox.evaluate("document.getElementById('grade-letter').dataset.grade") == result["overall"]["grade"]
+    shown = firefox.evaluate("""[...document.querySelectorAll('.phase-card')].map(
+        card => [card.dataset.phase, card.querySelector('.grade-chip').textContent.trim()])""")
+    assert dict(shown) == {name: result["phases"][name]["grade"] for name in LOADED_PHASES}
+    assert firefox.evaluate("document.documentElement.scrollWidth") <= 390
+    assert firefox.console_errors() == []
+
+
+def test_a_short_household_test_runs_to_a_stored_grade(sponsored_daemon, firefox):
+    firefox.daemon = sponsored_daemon
+    record = run_to_result(firefox, sponsored_daemon.url + "/?mode=household&schedule=short")
+    assert record["mode"] == "virtual_household"
+    result = record["result"]
+    shown = firefox.evaluate("""[...document.querySelectorAll('#member-summary li')].map(
+        item => [item.dataset.persona, item.querySelector('.grade-chip').textContent.trim()])""")
+    assert dict(shown) == {name: persona["grade"] or "–" for name, persona in result["personas"].items()}
+    assert firefox.evaluate("document.getElementById('grade-letter').dataset.grade") == (result["overall"]["grade"] or "none")
+    assert firefox.console_errors() == []
+
+
+def test_a_starved_page_says_this_device_could_not_keep_up(sponsored_daemon, firefox):
+    """The page's thread gets 30 ms of every 150 ms: its timers run late, and the result says so."""
+    firefox.daemon = sponsored_daemon
+    firefox.goto(sponsored_daemon.url + "/?schedule=short")
+    firefox.evaluate("""window.starve = setInterval(() => {
+        const until = performance.now() + 120; while (performance.now() < until);
+    }, 150)""")
+    firefox.evaluate("document.getElementById('start-button').click()")
+    firefox.wait_for("document.body.dataset.screen === 'result'", timeout=RESULT_TIMEOUT)
+    firefox.evaluate("clearInterval(window.starve)")
+    result = stored_record(firefox)["result"]
+    limited = [name for name in LOADED_PHASES if result["phases"][name]["keeping_up"]["client_limited"]]
+    assert limited == list(LOADED_PHASES), {name: result["phases"][name]["keeping_up"] for name in LOADED_PHASES}
+    assert result["overall"]["caveats"]
+    shown = firefox.evaluate("document.getElementById('grade-caveats').innerText")
+    assert "could not keep up" in shown and "grade may be too good" in shown
+    assert firefox.evaluate("document.getElementById('grade-caveats').hidden") is False
+    assert firefox.evaluate("document.querySelectorAll('.phase-caveat').length") == 3
