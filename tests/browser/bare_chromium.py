@@ -13,17 +13,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import shutil
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from bare_browser import BareBrowser
 from harness import CHROMIUM, CHROMIUM_ARGS
 
 
-class BareChromium:
+class BareChromium(BareBrowser):
     def __init__(self, width: int = 1280, height: int = 800):
         from websockets.sync.client import connect
         self.profile = tempfile.mkdtemp(prefix="bare-chromium-")
@@ -72,13 +72,6 @@ class BareChromium:
             raise RuntimeError(details.get("exception", {}).get("description", details.get("text", "error")))
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.evaluate(f"Boolean({expression})"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout} s for {expression}")
-            time.sleep(0.1)
-
     def screenshot(self, path: Path, full_page: bool = False) -> None:
         params: dict = {"format": "png"}
         if full_page:
@@ -87,13 +80,3 @@ class BareChromium:
                        "clip": {"x": 0, "y": 0, "width": self.width, "height": max(height, self.height), "scale": 1}}
         Path(path).write_bytes(base64.b64decode(self.call("Page.captureScreenshot", params)["data"]))
 
-    def close(self) -> None:
-        if getattr(self, "stack", None):
-            self.stack.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from bare_browser import BareBrowser
 
 FIREFOX = "/usr/bin/firefox-esr"
 # Preferences for a quiet, closed-network, automated Firefox: no first-run
@@ -41,8 +42,7 @@ PREFERENCES = {
 }
 
 
-class BareFirefox:
-    name = "firefox"
+class BareFirefox(BareBrowser):
 
     def __init__(self, width: int = 1280, height: int = 800, executable: str = FIREFOX):
         from websockets.sync.client import connect
@@ -110,13 +110,6 @@ class BareFirefox:
             raise RuntimeError(details.get("text", "error"))
         return _value(result["result"])
 
-    def wait_for(self, expression: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.evaluate(f"Boolean({expression})"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout} s for {expression}")
-            time.sleep(0.1)
-
     def screenshot(self, path: Path, full_page: bool = False) -> None:
         params: dict = {"context": self.context}
         if full_page:
@@ -126,17 +119,10 @@ class BareFirefox:
         Path(path).write_bytes(base64.b64decode(self.call("browsingContext.captureScreenshot", params)["data"]))
 
     def close(self) -> None:
-        if getattr(self, "stack", None):
+        if self.stack is not None:
             with contextlib.suppress(Exception):
                 self.call("session.end", timeout=5)
-            self.stack.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        super().close()
 
 
 def _value(remote: dict):

@@ -1,53 +1,85 @@
-"""The browser page as the accuracy testbed's client: Chromium inside the client namespace.
+"""The browser page as the accuracy testbed's client: Chromium or Firefox inside the client namespace.
 
-Playwright drives Chromium over a pipe, so a wrapper that starts Debian's
-``/usr/bin/chromium`` under ``ip netns exec`` puts every connection the page
-makes (probes, load, submission) through the emulated link.
+A browser runs the page as a customer's browser would only when nothing
+instruments it: Playwright enables DevTools' Network domain, and Chromium
+then reports every received chunk to it, which halved its download at
+1 Gbit/s here.  So the testbed drives Chromium over bare DevTools
+(``bare_chromium.py``) and Firefox over WebDriver BiDi with no network
+subscriptions (``bare_firefox.py``).  Both drivers talk to the browser over a
+socket on loopback, and the browser runs inside the client namespace, so the
+driver runs there too: this file is also the script ``ip netns exec`` runs.
+
+    python tests/testbed/browser_client.py --browser firefox --url URL --schedule short [--mode household]
+
+prints ``{"share_id": ..., "started_unix_ms": ...}``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "browser"))
-from harness import CHROMIUM, CHROMIUM_ARGS, TEST_TIMEOUT_MS, wait_for_screen  # noqa: E402
-
-from netlab import Testbed  # noqa: E402
+BROWSERS = ("chromium", "firefox")
+RESULT_TIMEOUT = {"short": 90, "standard": 180}
 
 
-def chromium_in(bed: Testbed, directory: Path) -> Path:
-    wrapper = directory / "chromium-in-client-namespace"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {bed.client} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
-    return wrapper
-
-
-def run_page_test(bed: Testbed, directory: Path, server_url: str, schedule: str) -> tuple[dict, dict]:
-    """Run the page's single-user test; the stored result and the test's timeline."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium_in(bed, directory)), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{server_url}/?schedule={schedule}")
-            page.get_by_role("button", name="Start").click()
-            wait_for_screen(page, "result", timeout=TEST_TIMEOUT_MS * (3 if schedule == "standard" else 1))
-            started_ms = float(page.evaluate("document.body.dataset.testStartedUnixMs"))
-            share_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-        finally:
-            browser.close()
+def run_page_test(bed, server_url: str, schedule: str, browser: str, mode: str = "single_user") -> tuple[dict, dict]:
+    """Run the page's test in *browser* inside the client namespace; the stored result and its timeline."""
+    argv = ["ip", "netns", "exec", bed.client, sys.executable, str(Path(__file__).resolve()),
+            "--browser", browser, "--url", server_url, "--schedule", schedule, "--mode", mode]
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=RESULT_TIMEOUT[schedule] + 60)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the {browser} page failed: {completed.stderr.strip()[-2000:]}")
+    answer = json.loads(completed.stdout)
     record = json.loads(subprocess.run(
         ["ip", "netns", "exec", bed.client, "curl", "-s", "-H", "Accept: application/json",
-         f"{server_url}/r/{share_id}"], capture_output=True, text=True, check=True).stdout)
-    return record, {"started_unix": started_ms / 1000.0, "phases": record_phases(record, schedule)}
+         f"{server_url}/r/{answer['share_id']}"], capture_output=True, text=True, check=True).stdout)
+    return record, {"started_unix": answer["started_unix_ms"] / 1000.0, "phases": record_phases(record)}
 
 
-def record_phases(record: dict, schedule: str) -> list[dict]:
+def record_phases(record: dict) -> list[dict]:
     from lqos.sessions import SCHEDULES
 
-    return [{"name": p.name, "seconds": p.seconds} for p in SCHEDULES["single_user"][schedule]]
+    return [{"name": p.name, "seconds": p.seconds} for p in SCHEDULES[record["mode"]][record["schedule"]]]
+
+
+def drive(browser: str, url: str, schedule: str, mode: str) -> dict:
+    sys.path[:0] = [str(HERE.parent / "browser")]
+    if browser == "firefox":
+        from bare_firefox import BareFirefox as Browser
+    else:
+        from bare_chromium import BareChromium as Browser
+    page = Browser()
+    try:
+        query = f"?schedule={schedule}" + ("&mode=household" if mode == "virtual_household" else "")
+        page.goto(f"{url}/{query}", timeout=30)
+        page.wait_for("!document.getElementById('start-button').disabled", timeout=30)
+        page.evaluate("document.getElementById('start-button').click()")
+        page.wait_for("document.body.dataset.screen === 'result' || document.body.dataset.screen === 'error'",
+                      timeout=RESULT_TIMEOUT[schedule])
+        if page.evaluate("document.body.dataset.screen") != "result":
+            raise RuntimeError("the page ended in an error: " + str(page.evaluate("document.body.innerText"))[:500])
+        return {
+            "share_id": page.evaluate("document.getElementById('share-link').value").rsplit("/r/", 1)[1],
+            "started_unix_ms": float(page.evaluate("document.body.dataset.testStartedUnixMs || 0")),
+        }
+    finally:
+        page.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--browser", choices=BROWSERS, required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--schedule", choices=tuple(RESULT_TIMEOUT), default="short")
+    parser.add_argument("--mode", choices=("single_user", "virtual_household"), default="single_user")
+    options = parser.parse_args()
+    print(json.dumps(drive(options.browser, options.url, options.schedule, options.mode)))
+
+
+if __name__ == "__main__":
+    main()

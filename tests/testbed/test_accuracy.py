@@ -25,7 +25,7 @@ def reports(request):
     reason = kernel_can_emulate()
     if reason:
         pytest.fail(f"the accuracy testbed cannot run here: {reason}")
-    measured = measure_scenario(SCENARIOS[request.param], "short", ("cli", "browser"))
+    measured = measure_scenario(SCENARIOS[request.param], "short", ("cli", "chromium"))
     print("\n" + format_report(measured))
     return measured
 
@@ -80,7 +80,7 @@ GAMING_SCENARIOS = {
 }
 
 
-@pytest.mark.parametrize("client", ("cli", "browser"))
+@pytest.mark.parametrize("client", ("cli", "chromium"))
 @pytest.mark.parametrize("fifo", sorted(GAMING_SCENARIOS))
 def test_gaming_persona_grades_a_shallow_fifo_a_and_a_deep_one_d_or_worse(fifo, client):
     """DESIGN 5: what the gaming persona feels grades the link as a gamer would.
@@ -92,7 +92,7 @@ def test_gaming_persona_grades_a_shallow_fifo_a_and_a_deep_one_d_or_worse(fifo, 
     three copies a tick apart, on connections that carry nothing else, and
     the first copy back counts, so a drop costs what it costs a UDP game
     (lqos.personas.model.Persona).  The household runs from the CLI client
-    and from the page in Chromium; `tests/testbed/accuracy.py --household`
+    and from the page in Chromium (driven bare, browser_client.py); `tests/testbed/accuracy.py --household`
     prints every link.
     """
     from accuracy import format_household, measure_household

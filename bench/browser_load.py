@@ -1,0 +1,199 @@
+"""How fast can a browser load the line, and what does it cost: the page against a reference page.
+
+    .venv/bin/python bench/browser_load.py [--browsers chromium,firefox] [--seconds 6] [--streams 4]
+
+Starts the daemon on free loopback ports.  In each browser (driven bare: no
+DevTools domain or BiDi subscription that reports every chunk), it runs
+
+- the reference page: nothing but STREAMS fetch() downloads of the test's
+  download_url, then STREAMS upload POSTs of 16 MiB bodies to its upload_url,
+  SECONDS each, from a page with no probes, charts or workers.  That is this
+  machine's ceiling for a browser;
+- the page itself: the short single-user test, its download and upload
+  phases (median of their 250 ms windows, as graded).
+
+For each it prints Mbit/s per direction and the browser's CPU-seconds per GB
+(all of the browser's processes, from /proc, over the phase), and the share
+of the reference the page reached.  On loopback the browser, the server and
+the kernel share this machine's cores, so the rates are CPU-bound: compare
+the columns, not the absolute figures, with a real link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "browser")]
+
+from bare_chromium import BareChromium  # noqa: E402
+from bare_firefox import BareFirefox  # noqa: E402
+from daemon import start_daemon  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\n"
+
+REFERENCE_PAGE = """async ({direction, seconds, streams}) => {
+  const session = await (await fetch('/api/tests', {method: 'POST', body: JSON.stringify({schedule: 'standard'}),
+                                                    headers: {'content-type': 'application/json'}})).json();
+  const end = performance.now() + seconds * 1000;
+  let bytes = 0;
+  const body = new Blob([new Uint8Array(16 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24)]);
+  async function download() {
+    while (performance.now() < end) {
+      const reader = (await fetch(session.download_url, {cache: 'no-store'})).body.getReader();
+      for (;;) {
+        const {done, value} = await reader.read();
+        if (done) break;
+        bytes += value.byteLength;
+        if (performance.now() >= end) { reader.cancel(); break; }
+      }
+    }
+  }
+  async function upload() {
+    while (performance.now() < end) {
+      const answer = await (await fetch(session.upload_url, {method: 'POST', body, cache: 'no-store'})).json();
+      bytes += answer.received;
+    }
+  }
+  const began = performance.now();
+  await Promise.all(Array.from({length: streams}, direction === 'down' ? download : upload));
+  return {bytes, seconds: (performance.now() - began) / 1000};
+}"""
+
+
+def browser_pids(root: int) -> list[int]:
+    """The browser's process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / CLOCK_TICKS
+
+
+class CpuSampler:
+    """The browser's CPU-seconds every 100 ms, with wall-clock times, to split by phase afterwards."""
+
+    def __init__(self, root: int):
+        self.root = root
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), cpu_seconds(browser_pids(self.root))))
+            time.sleep(0.1)
+
+    def __enter__(self) -> "CpuSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        inside = [cpu for at, cpu in self.samples if start <= at <= end]
+        return inside[-1] - inside[0] if len(inside) >= 2 else float("nan")
+
+
+def per_gb(cpu: float, mbps: float, seconds: float) -> float:
+    gigabytes = mbps * 1e6 / 8 * seconds / 1e9
+    return cpu / gigabytes if gigabytes else float("nan")
+
+
+def reference(browser, direction: str, seconds: float, streams: int) -> tuple[float, float]:
+    """Mbit/s and CPU-s per GB of the reference page in one direction."""
+    with CpuSampler(browser.process.pid) as sampler:
+        began = time.time()
+        answer = browser.evaluate(REFERENCE_PAGE, {"direction": direction, "seconds": seconds, "streams": streams})
+        ended = time.time()
+    mbps = answer["bytes"] * 8 / answer["seconds"] / 1e6
+    return mbps, per_gb(sampler.between(began, ended), mbps, ended - began)
+
+
+def page(browser, url: str) -> dict[str, tuple[float, float]]:
+    """The page's short test: per loaded phase, the graded median Mbit/s and CPU-s per GB."""
+    from lqos.sessions import SCHEDULES
+
+    browser.goto(url + "/?schedule=short")
+    with CpuSampler(browser.process.pid) as sampler:
+        browser.evaluate("document.getElementById('start-button').click()")
+        browser.wait_for("document.body.dataset.screen === 'result'", timeout=120)
+    started = float(browser.evaluate("document.body.dataset.testStartedUnixMs")) / 1000
+    record = browser.evaluate("""(async () => (await fetch(location.pathname,
+        {headers: {Accept: 'application/json'}})).json())()""")
+    spans, at = {}, started
+    for phase in SCHEDULES["single_user"]["short"]:
+        spans[phase.name] = (at, at + phase.seconds)
+        at += phase.seconds
+    figures = {}
+    for phase, direction in (("download", "download"), ("upload", "upload")):
+        mbps = record["result"]["phases"][phase]["throughput_mbps"][direction]["median"]
+        start, end = spans[phase]
+        figures[direction] = (mbps, per_gb(sampler.between(start, end), mbps, end - start))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--browsers", default="chromium,firefox")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--streams", type=int, default=4)
+    options = parser.parse_args()
+    daemon = start_daemon(Path(tempfile.mkdtemp(prefix="lqos-bench-")), config_text=CONFIG)
+    rows = []
+    try:
+        for name in options.browsers.split(","):
+            browser = BareFirefox() if name == "firefox" else BareChromium()
+            try:
+                browser.goto(daemon.url + "/")
+                ref = {"download": reference(browser, "down", options.seconds, options.streams),
+                       "upload": reference(browser, "up", options.seconds, options.streams)}
+                own = page(browser, daemon.url)
+            finally:
+                browser.close()
+            for direction in ("download", "upload"):
+                rows.append((name, direction, *ref[direction], *own[direction]))
+    finally:
+        daemon.stop()
+    print(f"{'browser':<9} {'direction':<9} {'reference Mbit/s':>16} {'CPU-s/GB':>9} "
+          f"{'page Mbit/s':>12} {'CPU-s/GB':>9} {'page/reference':>15}")
+    for name, direction, ref_mbps, ref_cpu, page_mbps, page_cpu in rows:
+        print(f"{name:<9} {direction:<9} {ref_mbps:16.0f} {ref_cpu:9.2f} {page_mbps:12.0f} {page_cpu:9.2f} "
+              f"{page_mbps / ref_mbps:14.0%}")
+    print(f"(loopback, {os.cpu_count()} cores shared by the browser, the server and the kernel; "
+          f"reference: {options.streams} streams, {options.seconds:g} s per direction)")
+
+
+if __name__ == "__main__":
+    main()
