@@ -1,9 +1,11 @@
 """Screenshots of the page at phone and desktop size: start, running, result, error.
 
-    .venv/bin/python tests/browser/screenshots.py [OUTPUT_DIR] [--household-only]
+    .venv/bin/python tests/browser/screenshots.py [OUTPUT_DIR] [--household-only | --firefox-only]
 
 Starts its own daemon; writes test-output/screenshots/{phone,desktop}-{screen}.png
-and, for the virtual household, {phone,desktop}-household-{screen}.png.
+and, for the virtual household, {phone,desktop}-household-{screen}.png; in
+Firefox, firefox-{phone,desktop}-{screen}.png, among them a result whose
+phases this device could not fill (the page starved of CPU), with its caveat.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from bare_chromium import BareChromium  # noqa: E402
+from bare_firefox import BareFirefox  # noqa: E402
 from daemon import REPO, start_daemon  # noqa: E402
 from harness import launch, throttle, wait_for_screen  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1440, "height": 900}}
-CONFIG = "sponsor_name=Example Fibre\nsponsor_url=https://fibre.example/\nsponsor_city=Springfield, IL\n"
+CONFIG = ("sponsor_name=Example Fibre\nsponsor_url=https://fibre.example/\nsponsor_city=Springfield, IL\n"
+          "max_concurrent_tests_per_ip=10\nmax_tests_per_hour_per_ip=1000\n")
 
 
 def household(daemon, output: Path) -> None:
@@ -62,14 +66,55 @@ def household(daemon, output: Path) -> None:
             page.close()
 
 
-def main(output: Path, household_only: bool = False) -> None:
+# Takes 120 ms of every 150 ms from the page's main thread, as a slow device would.
+STARVE_PAGE = "window.starve = setInterval(() => { const until = performance.now() + 120; while (performance.now() < until); }, 150)"
+
+
+def firefox(daemon, output: Path) -> None:
+    """Start, running, result, a starved result with its caveat, and the household, in Firefox."""
+    for name, viewport in VIEWPORTS.items():
+        page = BareFirefox(viewport["width"], viewport["height"])
+        try:
+            page.goto(f"{daemon.url}/?schedule=short")
+            page.wait_for("!document.getElementById('sponsor').hidden")
+            page.screenshot(output / f"firefox-{name}-start.png")
+            page.evaluate("document.getElementById('start-button').click()")
+            page.wait_for("document.querySelector(\"#stepper .step[data-phase='upload'][data-state='current']\")")
+            time.sleep(1.5)
+            page.screenshot(output / f"firefox-{name}-running.png")
+            page.wait_for("document.body.dataset.screen === 'result'", timeout=90)
+            time.sleep(0.5)
+            page.screenshot(output / f"firefox-{name}-result-full.png", full_page=True)
+            page.goto(f"{daemon.url}/?schedule=short")
+            page.evaluate(STARVE_PAGE)
+            page.evaluate("document.getElementById('start-button').click()")
+            page.wait_for("document.body.dataset.screen === 'result'", timeout=90)
+            page.evaluate("clearInterval(window.starve)")
+            time.sleep(0.5)
+            page.screenshot(output / f"firefox-{name}-result-caveat.png")
+            page.screenshot(output / f"firefox-{name}-result-caveat-full.png", full_page=True)
+            page.goto(f"{daemon.url}/?mode=household&schedule=short")
+            page.wait_for("document.querySelector('#start-members .persona-card')")
+            page.evaluate("document.getElementById('start-button').click()")
+            page.wait_for("document.body.dataset.screen === 'result'", timeout=90)
+            time.sleep(0.5)
+            page.screenshot(output / f"firefox-{name}-household-result.png")
+        finally:
+            page.close()
+
+
+def main(output: Path, household_only: bool = False, firefox_only: bool = False) -> None:
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         daemon = start_daemon(Path(tmp), config_text=CONFIG)
         try:
+            if firefox_only:
+                firefox(daemon, output)
+                return
             household(daemon, output)
             if household_only:
                 return
+            firefox(daemon, output)
             with sync_playwright() as playwright:
                 browser = launch(playwright)
                 for name, viewport in VIEWPORTS.items():
@@ -126,4 +171,4 @@ def lost_connection(output: Path, tmp: Path) -> None:
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
     main(Path(arguments[0]) if arguments else REPO / "test-output" / "screenshots",
-         household_only="--household-only" in sys.argv)
+         household_only="--household-only" in sys.argv, firefox_only="--firefox-only" in sys.argv)
