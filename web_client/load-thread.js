@@ -7,8 +7,9 @@
 // grade worse than the line deserved. In a worker of its own the load keeps
 // the main thread idle for the probes and the charts.
 //
-// LoadEngine runs the streams and counts the bytes received into 250 ms
-// windows of the test clock; it reports with post(message):
+// The worker says {type: "ready"} once its modules loaded. LoadEngine runs
+// the streams and counts the bytes received into 250 ms windows of the test
+// clock; it reports with post(message):
 //   {type: "windows", windows: [[index, bytes], ...]}   new bytes, every FLUSH_MS
 //   {type: "size", direction, size}                      streams running
 //   {type: "fatal", message}                             the load cannot go on
@@ -120,17 +121,45 @@ export class LoadThread {
     else if (message.type === "finished" && this.finished) this.finished(message.lag);
   }
 
+  /**
+   * Resolves once the load can run: in a module worker, or, in a browser
+   * without module workers (its worker fails to load before it says
+   * "ready"), on the page itself.
+   */
+  open() {
+    return new Promise((resolve) => {
+      let ready = false;
+      const onPage = () => {
+        if (this.worker) this.worker.terminate();
+        this.worker = null;
+        resolve();
+      };
+      try {
+        this.worker = new Worker("/load-worker.js", { type: "module" });
+      } catch {
+        onPage();
+        return;
+      }
+      this.worker.onmessage = (event) => {
+        if (event.data.type !== "ready") {
+          this.receive(event.data);
+        } else if (!ready) {
+          ready = true;
+          resolve();
+        }
+      };
+      this.worker.onerror = (event) => {
+        event.preventDefault();
+        if (!ready) onPage();
+        else this.onFatal(`the load stopped (${event.message || "worker error"})`);
+      };
+    });
+  }
+
+  /** Start counting on the test clock (`timeOrigin`, absolute ms) toward `durationMs`. */
   start(options) {
-    try {
-      this.worker = new Worker("/load-worker.js", { type: "module" });
-      this.worker.onmessage = (event) => this.receive(event.data);
-      this.worker.onerror = (event) => this.onFatal(`the load could not run (${event.message || "worker error"})`);
-      this.worker.postMessage({ type: "start", options });
-    } catch {
-      // No module workers (older browsers): the same engine on the page.
-      this.worker = null;
-      this.engine = new LoadEngine(options, (message) => queueMicrotask(() => this.receive(message)));
-    }
+    if (this.worker) this.worker.postMessage({ type: "start", options });
+    else this.engine = new LoadEngine(options, (message) => queueMicrotask(() => this.receive(message)));
   }
 
   send(type, ...args) {

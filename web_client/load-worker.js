@@ -3,6 +3,8 @@
 import { LoadEngine } from "./load-thread.js";
 
 let engine = null;
+// Reached only where module workers run: the page falls back to its own thread otherwise.
+postMessage({ type: "ready" });
 
 onmessage = (event) => {
   const message = event.data || {};

@@ -42,23 +42,16 @@ export async function errorDetail(response) {
 }
 
 /**
- * Bytes the page received, binned into 250 ms windows of the test clock.
- * `clock()` is milliseconds since the test start.
+ * Bytes the page received, binned into 250 ms windows of the test clock. The
+ * load thread counts them as they arrive and sends them here by window.
  */
 export class ReceivedBytes {
-  constructor(clock) {
-    this.clock = clock;
+  constructor() {
     this.bins = new Map();
     this.total = 0;
   }
 
-  add(count) {
-    const index = Math.floor(this.clock() / WINDOW_MS);
-    this.bins.set(index, (this.bins.get(index) || 0) + count);
-    this.total += count;
-  }
-
-  /** Counts made on another thread: [[window index, bytes], ...]. */
+  /** [[window index, bytes], ...] counted on the load thread. */
   addWindows(windows) {
     for (const [index, count] of windows) {
       this.bins.set(index, (this.bins.get(index) || 0) + count);

@@ -175,6 +175,7 @@ export class SingleUserTest {
       this.spans = phaseSpans(this.session.phases);
       this.duration = this.spans[this.spans.length - 1].end;
       await Promise.race([this.openProbes(), this.failed]);
+      await Promise.race([this.openLoad(), this.failed]);
       this.startClock();
       await this.runPhases();
       await Promise.race([this.finishMeasuring(), this.failed]);
@@ -226,6 +227,15 @@ export class SingleUserTest {
     });
   }
 
+  openLoad() {
+    this.received = new ReceivedBytes();
+    this.load = new LoadThread({
+      onWindows: (windows) => this.received.addWindows(windows),
+      onFatal: (message) => this.fail(new LoadError(message)),
+    });
+    return this.load.open();
+  }
+
   addProbes(samples) {
     const added = samples.map(([seq, sent, rtt]) => ({ seq, phase: phaseAt(this.spans, sent), sent_ms: sent, rtt_ms: rtt }));
     this.probes.push(...added);
@@ -243,11 +253,6 @@ export class SingleUserTest {
       intervalMs: this.limits.probe_interval_ms || 100,
       timeoutMs: this.limits.probe_timeout_ms || 2000,
       durationMs: this.duration,
-    });
-    this.received = new ReceivedBytes(() => this.clock());
-    this.load = new LoadThread({
-      onWindows: (windows) => this.received.addWindows(windows),
-      onFatal: (message) => this.fail(new LoadError(message)),
     });
     this.load.start({
       timeOrigin: performance.timeOrigin + this.t0,

@@ -5,7 +5,8 @@
 Starts its own daemon; writes test-output/screenshots/{phone,desktop}-{screen}.png
 and, for the virtual household, {phone,desktop}-household-{screen}.png; in
 Firefox, firefox-{phone,desktop}-{screen}.png, among them a result whose
-phases this device could not fill (the page starved of CPU), with its caveat.
+phases this device could not fill (the page starved of CPU), with its caveat,
+and the same in bare Chromium as chromium-{phone,desktop}-{screen}.png.
 """
 
 from __future__ import annotations
@@ -70,35 +71,35 @@ def household(daemon, output: Path) -> None:
 STARVE_PAGE = "window.starve = setInterval(() => { const until = performance.now() + 120; while (performance.now() < until); }, 150)"
 
 
-def firefox(daemon, output: Path) -> None:
-    """Start, running, result, a starved result with its caveat, and the household, in Firefox."""
+def bare(daemon, output: Path, browser=BareFirefox, prefix: str = "firefox") -> None:
+    """Start, running, result, a starved result with its caveat, and the household, in a bare browser."""
     for name, viewport in VIEWPORTS.items():
-        page = BareFirefox(viewport["width"], viewport["height"])
+        page = browser(viewport["width"], viewport["height"])
         try:
             page.goto(f"{daemon.url}/?schedule=short")
             page.wait_for("!document.getElementById('sponsor').hidden")
-            page.screenshot(output / f"firefox-{name}-start.png")
+            page.screenshot(output / f"{prefix}-{name}-start.png")
             page.evaluate("document.getElementById('start-button').click()")
             page.wait_for("document.querySelector(\"#stepper .step[data-phase='upload'][data-state='current']\")")
             time.sleep(1.5)
-            page.screenshot(output / f"firefox-{name}-running.png")
+            page.screenshot(output / f"{prefix}-{name}-running.png")
             page.wait_for("document.body.dataset.screen === 'result'", timeout=90)
             time.sleep(0.5)
-            page.screenshot(output / f"firefox-{name}-result-full.png", full_page=True)
+            page.screenshot(output / f"{prefix}-{name}-result-full.png", full_page=True)
             page.goto(f"{daemon.url}/?schedule=short")
             page.evaluate(STARVE_PAGE)
             page.evaluate("document.getElementById('start-button').click()")
             page.wait_for("document.body.dataset.screen === 'result'", timeout=90)
             page.evaluate("clearInterval(window.starve)")
             time.sleep(0.5)
-            page.screenshot(output / f"firefox-{name}-result-caveat.png")
-            page.screenshot(output / f"firefox-{name}-result-caveat-full.png", full_page=True)
+            page.screenshot(output / f"{prefix}-{name}-result-caveat.png")
+            page.screenshot(output / f"{prefix}-{name}-result-caveat-full.png", full_page=True)
             page.goto(f"{daemon.url}/?mode=household&schedule=short")
             page.wait_for("document.querySelector('#start-members .persona-card')")
             page.evaluate("document.getElementById('start-button').click()")
             page.wait_for("document.body.dataset.screen === 'result'", timeout=90)
             time.sleep(0.5)
-            page.screenshot(output / f"firefox-{name}-household-result.png")
+            page.screenshot(output / f"{prefix}-{name}-household-result.png")
         finally:
             page.close()
 
@@ -109,12 +110,13 @@ def main(output: Path, household_only: bool = False, firefox_only: bool = False)
         daemon = start_daemon(Path(tmp), config_text=CONFIG)
         try:
             if firefox_only:
-                firefox(daemon, output)
+                bare(daemon, output)
                 return
             household(daemon, output)
             if household_only:
                 return
-            firefox(daemon, output)
+            bare(daemon, output)
+            bare(daemon, output, BareChromium, "chromium")
             with sync_playwright() as playwright:
                 browser = launch(playwright)
                 for name, viewport in VIEWPORTS.items():

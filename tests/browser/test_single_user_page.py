@@ -126,3 +126,29 @@ def test_a_daemon_killed_mid_test_ends_in_an_error_and_no_grade(tmp_path, browse
         for pid in children.values():
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_without_module_workers_the_load_runs_on_the_page_itself(sponsored_daemon, browser):
+    """Browsers without module workers (Firefox before 114, Safari before 15) still get a result."""
+    page = browser.new_page()
+    errors = console_errors(page)
+    page.add_init_script("""{
+        const Classic = window.Worker;
+        window.Worker = function (url, options) {
+            if (options && options.type === "module") throw new TypeError("module workers are not supported");
+            return new Classic(url, options);
+        };
+    }""")
+    throttle(page)
+    page.goto(sponsored_daemon.url + "/?schedule=short")
+    page.click("#start-button")
+    wait_for_screen(page, "result")
+    record = shared_record(sponsored_daemon, page.input_value("#share-link").rsplit("/r/", 1)[1])
+    for name in LOADED_PHASES:
+        phase = record["result"]["phases"][name]
+        assert phase["grade"] is not None, (name, phase)
+        for direction in ("download", "upload"):
+            if name in (direction, "bidirectional"):
+                assert phase["throughput_mbps"][direction]["median"] > 1, (name, direction, phase)
+    assert errors == []
+    page.close()
