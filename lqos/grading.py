@@ -368,18 +368,22 @@ def client_keeping_up(phase: str, probes: Sequence[ProbeSample], windows: Sequen
     }
 
 
+# What the customer's line was doing in each loaded phase, in the page's words.
+DOING = MappingProxyType({"download": "downloading", "upload": "uploading",
+                          "bidirectional": "downloading and uploading at once"})
+
+
 def caveat(phase: str, keeping_up: dict, throughput: dict) -> str | None:
     """One sentence for the customer when the phase's load may not have filled the line."""
     directions = [name for name, reached in keeping_up["plateau"].items() if reached is not None]
     rates = " and ".join(f"{name} reached {throughput[name]['median']:.0f} Mbit/s"
                          for name in directions if throughput[name]["median"] is not None)
     reached = f": {rates}" if rates else ""
+    consequence = "The line may not have been full, so that grade may be too good."
     if keeping_up["client_limited"]:
-        return (f"This device could not keep up during the {phase} phase{reached}. "
-                f"The line may not have been full, so the {phase} grade may be too good.")
+        return f"This device could not keep up while {DOING[phase]}{reached}. {consequence}"
     if any(reached is False for reached in keeping_up["plateau"].values()):
-        return (f"The {phase} phase never reached a steady speed{reached}. "
-                f"The line may not have been full, so the {phase} grade may be too good.")
+        return f"The speed was still rising when the test stopped {DOING[phase]}{reached}. {consequence}"
     return None
 
 

@@ -91,6 +91,6 @@ def test_a_starved_page_says_this_device_could_not_keep_up(sponsored_daemon, fir
     assert limited == list(LOADED_PHASES), {name: result["phases"][name]["keeping_up"] for name in LOADED_PHASES}
     assert result["overall"]["caveats"]
     shown = firefox.evaluate("document.getElementById('grade-caveats').innerText")
-    assert "could not keep up" in shown and "grade may be too good" in shown
+    assert "could not keep up while uploading" in shown and "that grade may be too good" in shown
     assert firefox.evaluate("document.getElementById('grade-caveats').hidden") is False
     assert firefox.evaluate("document.querySelectorAll('.phase-caveat').length") == 3

@@ -151,5 +151,6 @@ def test_a_starved_client_marks_its_phases_and_says_so(shared_daemon):
         assert keeping_up["late_windows"] > 0.2 * keeping_up["lag_windows"]
     assert len(result["overall"]["caveats"]) == 3
     summary = render({"result": result}, shared_daemon.url)
-    assert "! This device could not keep up during the download phase" in summary
-    assert "the download grade may be too good" in summary
+    assert "! This device could not keep up while downloading: download reached" in summary
+    assert "! This device could not keep up while downloading and uploading at once" in summary
+    assert "so that grade may be too good" in summary
