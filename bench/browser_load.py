@@ -8,13 +8,17 @@ DevTools domain or BiDi subscription that reports every chunk), it runs
 - the reference page: nothing but STREAMS fetch() downloads of the test's
   download_url, then STREAMS upload POSTs of 16 MiB bodies to its upload_url,
   SECONDS each, from a page with no probes, charts or workers.  That is this
-  machine's ceiling for a browser;
+  machine's ceiling for a browser.  Its download is the median of its 250 ms
+  windows after the first second, as the page's is graded; its upload is the
+  mean over the run (whole bodies are counted when each POST is answered);
 - the page itself: the short single-user test, its download and upload
   phases (median of their 250 ms windows, as graded).
 
 For each it prints Mbit/s per direction and the browser's CPU-seconds per GB
 (all of the browser's processes, from /proc, over the phase), and the share
-of the reference the page reached.  On loopback the browser, the server and
+of the reference the page reached; then, for the page's download phase, the
+cores kept busy by each process of the browser and the server, and by the
+kernel's softirq (packet processing) on the whole machine.  On loopback the browser, the server and
 the kernel share this machine's cores, so the rates are CPU-bound: compare
 the columns, not the absolute figures, with a real link.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -42,7 +47,9 @@ CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\n"
 REFERENCE_PAGE = """async ({direction, seconds, streams}) => {
   const session = await (await fetch('/api/tests', {method: 'POST', body: JSON.stringify({schedule: 'standard'}),
                                                     headers: {'content-type': 'application/json'}})).json();
-  const end = performance.now() + seconds * 1000;
+  const began = performance.now();
+  const end = began + seconds * 1000;
+  const windows = [];  // bytes received per 250 ms window, as the test counts a download
   let bytes = 0;
   const body = new Blob([new Uint8Array(16 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24)]);
   async function download() {
@@ -52,6 +59,8 @@ REFERENCE_PAGE = """async ({direction, seconds, streams}) => {
         const {done, value} = await reader.read();
         if (done) break;
         bytes += value.byteLength;
+        const index = Math.floor((performance.now() - began) / 250);
+        windows[index] = (windows[index] || 0) + value.byteLength;
         if (performance.now() >= end) { reader.cancel(); break; }
       }
     }
@@ -62,14 +71,13 @@ REFERENCE_PAGE = """async ({direction, seconds, streams}) => {
       bytes += answer.received;
     }
   }
-  const began = performance.now();
   await Promise.all(Array.from({length: streams}, direction === 'down' ? download : upload));
-  return {bytes, seconds: (performance.now() - began) / 1000};
+  return {bytes, seconds: (performance.now() - began) / 1000, windows: Array.from(windows, (w) => w || 0)};
 }"""
 
 
-def browser_pids(root: int) -> list[int]:
-    """The browser's process and all its descendants."""
+def descendants(root: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -87,30 +95,62 @@ def browser_pids(root: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, ValueError, IndexError):
-            pass
-    return total / CLOCK_TICKS
+# What a process of the browser or the daemon is, from its command line (first match wins).
+ROLES = (
+    ("utility-sub-type=network", "chromium network service"), ("type=renderer", "chromium renderer"),
+    ("type=gpu-process", "chromium gpu"), ("type=", "chromium other"), ("chromium", "chromium browser"),
+    ("-contentproc", "firefox content"), ("firefox", "firefox parent (network thread)"),
+    ("lqos.load", "server load workers"), ("lqos.probe", "server probe"), ("lqos.personas", "server personas"),
+    ("twistd", "server main"),
+)
+
+
+def role_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            words = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "gone"
+    return next((role for needle, role in ROLES if needle in words), "other")
+
+
+def cpu_by_role(roots: list[int]) -> dict[str, float]:
+    """CPU-seconds so far of every process under *roots*, summed by role."""
+    totals: dict[str, float] = {}
+    for root in roots:
+        for pid in descendants(root):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            role = role_of(pid)
+            totals[role] = totals.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
+def softirq_seconds() -> float:
+    """CPU-seconds the whole machine spent in softirq: the kernel's share of moving packets."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[7]) / CLOCK_TICKS
 
 
 class CpuSampler:
-    """The browser's CPU-seconds every 100 ms, with wall-clock times, to split by phase afterwards."""
+    """CPU-seconds by role every 100 ms, with wall-clock times, to split by phase afterwards.
 
-    def __init__(self, root: int):
-        self.root = root
-        self.samples: list[tuple[float, float]] = []
+    Roles starting with the browser's name count as the browser's CPU.
+    """
+
+    def __init__(self, browser_root: int, server_root: int):
+        self.roots = [browser_root, server_root]
+        self.samples: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), cpu_seconds(browser_pids(self.root))))
+            self.samples.append((time.time(), cpu_by_role(self.roots) | {"kernel softirq (all)": softirq_seconds()}))
             time.sleep(0.1)
 
     def __enter__(self) -> "CpuSampler":
@@ -121,9 +161,18 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
 
-    def between(self, start: float, end: float) -> float:
-        inside = [cpu for at, cpu in self.samples if start <= at <= end]
-        return inside[-1] - inside[0] if len(inside) >= 2 else float("nan")
+    def cores(self, start: float, end: float) -> dict[str, float]:
+        """Cores each role kept busy over [start, end]."""
+        inside = [(at, cpu) for at, cpu in self.samples if start <= at <= end]
+        if len(inside) < 2:
+            return {}
+        (first_at, first), (last_at, last) = inside[0], inside[-1]
+        return {role: (last[role] - first.get(role, 0.0)) / (last_at - first_at) for role in last}
+
+    def browser_between(self, start: float, end: float) -> float:
+        """The browser's CPU-seconds over [start, end]."""
+        busy = self.cores(start, end)
+        return sum(cores for role, cores in busy.items() if role.startswith(("chromium", "firefox"))) * (end - start)
 
 
 def per_gb(cpu: float, mbps: float, seconds: float) -> float:
@@ -131,22 +180,29 @@ def per_gb(cpu: float, mbps: float, seconds: float) -> float:
     return cpu / gigabytes if gigabytes else float("nan")
 
 
-def reference(browser, direction: str, seconds: float, streams: int) -> tuple[float, float]:
+def reference(browser, daemon, direction: str, seconds: float, streams: int) -> tuple[float, float]:
     """Mbit/s and CPU-s per GB of the reference page in one direction."""
-    with CpuSampler(browser.process.pid) as sampler:
+    with CpuSampler(browser.process.pid, daemon.process.pid) as sampler:
         began = time.time()
         answer = browser.evaluate(REFERENCE_PAGE, {"direction": direction, "seconds": seconds, "streams": streams})
         ended = time.time()
-    mbps = answer["bytes"] * 8 / answer["seconds"] / 1e6
-    return mbps, per_gb(sampler.between(began, ended), mbps, ended - began)
+    if direction == "down":
+        # The median of the 250 ms windows after the first second, the statistic the page is graded on.
+        mbps = statistics.median(answer["windows"][4:-1]) * 8 / 0.25 / 1e6
+    else:
+        # Whole bodies, counted when each POST is answered: too lumpy for windows, so the mean.
+        mbps = answer["bytes"] * 8 / answer["seconds"] / 1e6
+    return mbps, per_gb(sampler.browser_between(began, ended), answer["bytes"] * 8 / answer["seconds"] / 1e6,
+                        ended - began)
 
 
-def page(browser, url: str) -> dict[str, tuple[float, float]]:
-    """The page's short test: per loaded phase, the graded median Mbit/s and CPU-s per GB."""
+def page(browser, daemon) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """The page's short test: per loaded phase, the graded median Mbit/s and CPU-s per GB;
+    and the cores each process kept busy during its download phase."""
     from lqos.sessions import SCHEDULES
 
-    browser.goto(url + "/?schedule=short")
-    with CpuSampler(browser.process.pid) as sampler:
+    browser.goto(daemon.url + "/?schedule=short")
+    with CpuSampler(browser.process.pid, daemon.process.pid) as sampler:
         browser.evaluate("document.getElementById('start-button').click()")
         browser.wait_for("document.body.dataset.screen === 'result'", timeout=120)
     started = float(browser.evaluate("document.body.dataset.testStartedUnixMs")) / 1000
@@ -160,8 +216,8 @@ def page(browser, url: str) -> dict[str, tuple[float, float]]:
     for phase, direction in (("download", "download"), ("upload", "upload")):
         mbps = record["result"]["phases"][phase]["throughput_mbps"][direction]["median"]
         start, end = spans[phase]
-        figures[direction] = (mbps, per_gb(sampler.between(start, end), mbps, end - start))
-    return figures
+        figures[direction] = (mbps, per_gb(sampler.browser_between(start, end), mbps, end - start))
+    return figures, sampler.cores(*spans["download"])
 
 
 def main() -> None:
@@ -171,15 +227,15 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     options = parser.parse_args()
     daemon = start_daemon(Path(tempfile.mkdtemp(prefix="lqos-bench-")), config_text=CONFIG)
-    rows = []
+    rows, breakdowns = [], {}
     try:
         for name in options.browsers.split(","):
             browser = BareFirefox() if name == "firefox" else BareChromium()
             try:
                 browser.goto(daemon.url + "/")
-                ref = {"download": reference(browser, "down", options.seconds, options.streams),
-                       "upload": reference(browser, "up", options.seconds, options.streams)}
-                own = page(browser, daemon.url)
+                ref = {"download": reference(browser, daemon, "down", options.seconds, options.streams),
+                       "upload": reference(browser, daemon, "up", options.seconds, options.streams)}
+                own, breakdowns[name] = page(browser, daemon)
             finally:
                 browser.close()
             for direction in ("download", "upload"):
@@ -193,6 +249,11 @@ def main() -> None:
               f"{page_mbps / ref_mbps:14.0%}")
     print(f"(loopback, {os.cpu_count()} cores shared by the browser, the server and the kernel; "
           f"reference: {options.streams} streams, {options.seconds:g} s per direction)")
+    for name, busy in breakdowns.items():
+        print(f"\ncores busy during the page's download phase in {name}:")
+        for role, cores in sorted(busy.items(), key=lambda item: -item[1]):
+            if cores >= 0.005:
+                print(f"  {role:<34} {cores:5.2f}")
 
 
 if __name__ == "__main__":
