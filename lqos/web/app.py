@@ -106,6 +106,8 @@ class MainApp:
             return json_error(request, 400, "body must be a small JSON object")
         mode = options.get("mode", "single_user")
         schedule = options.get("schedule", "standard")
+        if not isinstance(mode, str) or not isinstance(schedule, str):
+            return json_error(request, 400, "mode and schedule must be strings")
         if mode not in MODES:
             return json_error(request, 400, f"mode must be one of {list(MODES)}")
         if schedule not in SCHEDULES[mode]:

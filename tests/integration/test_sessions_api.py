@@ -103,6 +103,9 @@ def test_oversized_result_is_refused(shared_daemon, started):
 def test_bad_start_requests(shared_daemon):
     assert shared_daemon.post_json("/api/tests", {"mode": "karaoke"})[0] == 400
     assert shared_daemon.post_json("/api/tests", {"schedule": "forever"})[0] == 400
+    # Values that are not strings (once a 500: a list is not hashable).
+    assert shared_daemon.post_json("/api/tests", {"schedule": []}) == (400, {"error": "mode and schedule must be strings"})
+    assert shared_daemon.post_json("/api/tests", {"mode": {"x": 1}})[0] == 400
     status, _, _ = shared_daemon.request("POST", "/api/tests", b"{nope")
     assert status == 400
 
