@@ -42,18 +42,10 @@ class BareChromium(BareBrowser):
             target = next(t for t in json.load(response) if t["type"] == "page")
         self.stack = contextlib.ExitStack()
         self.ws = self.stack.enter_context(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
-        self.next_id = 0
         self.viewport(width, height)
 
-    def call(self, method: str, params: dict | None = None, timeout: float = 120) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params or {}}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=timeout))
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
+    def error_of(self, message: dict) -> str | None:
+        return str(message["error"]) if "error" in message else None
 
     def viewport(self, width: int, height: int) -> None:
         self.width, self.height = width, height

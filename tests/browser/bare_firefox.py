@@ -64,24 +64,18 @@ class BareFirefox(BareBrowser):
             time.sleep(0.05)
         self.stack = contextlib.ExitStack()
         self.ws = self.stack.enter_context(connect(f"ws://127.0.0.1:{port}/session", max_size=None, open_timeout=10))
-        self.next_id = 0
         self.console: list[dict] = []
         self.call("session.new", {"capabilities": {"alwaysMatch": {"acceptInsecureCerts": True}}})
         contexts = self.call("browsingContext.getTree", {"maxDepth": 0})["contexts"]
         self.context = contexts[0]["context"]
         self.viewport(width, height)
 
-    def call(self, method: str, params: dict | None = None, timeout: float = 120) -> dict:
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params or {}}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=timeout))
-            if message.get("method") == "log.entryAdded":
-                self.console.append(message["params"])
-            elif message.get("id") == self.next_id:
-                if message.get("type") == "error":
-                    raise RuntimeError(f"{method}: {message.get('error')}: {message.get('message')}")
-                return message["result"]
+    def error_of(self, message: dict) -> str | None:
+        return f"{message.get('error')}: {message.get('message')}" if message.get("type") == "error" else None
+
+    def on_event(self, message: dict) -> None:
+        if message.get("method") == "log.entryAdded":
+            self.console.append(message["params"])
 
     def watch_console(self) -> None:
         """Collect console messages and uncaught errors into ``console`` from now on."""
