@@ -1,17 +1,24 @@
-"""Scoring a virtual household: each persona on what its application feels.
+"""Scoring a virtual household: each member on what its application feels.
 
-Pure functions over the samples a client submits.  A latency-sensitive
-persona is graded on its p95 latency increase over its own idle baseline,
-with its own thresholds (gaming strictest), and drops to D or F when too
-many of its messages miss their deadline; a streaming persona also on how
-long its bursts took to arrive; system updates only on throughput.
+Pure functions over the samples a client submits.  How each persona is
+judged, and why, is ``lqos.personas.model.PersonaScoring``'s docstring:
+
+* gaming and the video call on the p95 rise and the loss of small echoes
+  sent on connections that carry nothing else;
+* streaming on whether each video segment arrived before the player's
+  buffer ran dry;
+* system updates on their rate, with their share of what reached the
+  household; their grade does not count towards the household's.
+
 Fairness is Jain's index over ``min(1, delivered / target)`` of the
 rate-limited personas.  The household's grade is the worst grade among the
-latency-sensitive personas.
+members whose grade sets it.  Each member gets one sentence that names the
+figure that set its grade, in its application's terms.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -31,7 +38,7 @@ class PersonaSamples:
     pings: tuple[tuple[int, str, float, float | None], ...]  # seq, phase, sent_ms, rtt_ms | None
     down_windows: tuple[tuple[float, int], ...]  # start_ms of a 1 s window in the load, bytes received
     up_acks: tuple[tuple[float, int], ...]  # server's t_ms, upstream bytes it had received by then
-    bursts: tuple[tuple[int, float | None], ...]  # burst number, completion seconds | None
+    bursts: tuple[tuple[int, float | None], ...]  # segment number, seconds from its scheduled start to its arrival | None
     interrupted: bool
 
 
@@ -66,44 +73,88 @@ def upstream_windows(up_acks: Sequence[tuple[float, int]]) -> list[float]:
             if t1 > t0 and b1 >= b0]
 
 
+def _whole_periods(windows: Sequence[float], period_seconds: float | None) -> Sequence[float]:
+    """The windows that make whole periods of a bursty plan (all of them if there is not one).
+
+    A mean over 8 s that holds two 1 s bursts of a 5 s period would read
+    25% over the plan's rate; over the first 5 s it reads the plan's rate.
+    """
+    if period_seconds is None:
+        return windows
+    per_period = max(1, round(period_seconds / WINDOW_SECONDS))
+    whole = len(windows) // per_period * per_period
+    return windows[:whole] if whole else windows
+
+
 def throughput_figures(persona: IPersona, samples: PersonaSamples) -> dict:
     """Delivered against target: the median 1 s window, or for a bursty plan (most
-    of whose windows are empty by design) the mean over the whole load."""
-    down = [_mbps(b, WINDOW_SECONDS) for _, b in samples.down_windows]
+    of whose windows are empty by design) the mean over whole periods."""
+    plan = persona.traffic
+    down = [_mbps(b, WINDOW_SECONDS) for _, b in sorted(samples.down_windows)]
     up = upstream_windows(samples.up_acks)
-    target = persona.traffic.average_down_mbps or persona.scoring.throughput_target_mbps
-    typical = stats.mean if persona.traffic.burst_seconds is not None else stats.median
-    delivered = typical(down) if down else None
+    target = plan.average_down_mbps or persona.scoring.throughput_target_mbps
+    if plan.burst_seconds is not None:
+        typical, counted = stats.mean, _whole_periods(down, plan.period_seconds)
+    else:
+        typical, counted = stats.median, down
+    delivered = typical(counted) if counted else None
     return {
         "target_down_mbps": target,
         "down_median_mbps": delivered,
         "down_statistic": typical.__name__,
-        "down_windows": len(down),
+        "down_windows": len(counted),
         "down_ratio": (delivered / target) if (delivered is not None and target) else None,
-        "target_up_mbps": persona.traffic.up_mbps,
+        "target_up_mbps": plan.up_mbps,
         "up_median_mbps": stats.median(up) if up else None,
         "up_windows": len(up),
     }
 
 
-def burst_figures(samples: PersonaSamples) -> dict | None:
-    if not samples.bursts:
+def segment_figures(persona: IPersona, samples: PersonaSamples, load_seconds: float) -> dict | None:
+    """Which of a streaming persona's video segments arrived in time.
+
+    Each burst of the plan is one segment: ``period_seconds`` of video at the
+    plan's average rate, sent from ``n × period_seconds`` into the load.  The
+    client reports each segment's arrival in seconds from that moment.  A
+    player that asks for the next segment when one segment's worth of video
+    is left in its buffer must have it within the segment's duration, or the
+    picture pauses: so a segment is late when it took longer than its
+    duration, and each late segment is one pause.  One whose end never came
+    is late if its deadline fell inside the load, and not counted if the
+    test ended first.  The first segment's time is the startup time.
+    """
+    plan = persona.traffic
+    if plan.period_seconds is None or not samples.bursts:
         return None
-    times = [seconds for _, seconds in samples.bursts if seconds is not None]
+    duration = plan.period_seconds
+    arrived: dict[int, float] = {}
+    due: list[int] = []
+    for number, seconds in sorted(samples.bursts):
+        if seconds is not None:
+            arrived[number] = seconds
+            due.append(number)
+        elif number * duration + duration <= load_seconds:
+            due.append(number)
+    late = [n for n in due if arrived.get(n, math.inf) > duration]
+    on_time = [arrived[n] for n in due if n not in late]
     return {
-        "count": len(samples.bursts),
-        "completed": len(times),
-        "p50_s": stats.median(times) if times else None,
-        "max_s": max(times) if times else None,
+        "segment_seconds": duration,
+        "count": len(due),
+        "late": len(late),
+        "never_arrived": sum(1 for n in due if n not in arrived),
+        "startup_s": arrived.get(0),
+        "p50_s": stats.median(list(arrived.values())) if arrived else None,
+        "slowest_on_time_s": max(on_time) if on_time else None,
+        "max_s": max(arrived.values()) if arrived else None,
     }
 
 
-def _grade_by_bounds(value: float, bounds: Sequence[float]) -> str:
-    """A+ below the first bound ... F at or above the last (bounds ascending)."""
-    for grade, bound in zip(GRADES, bounds):
+def _grade_by_bounds(value: float, bounds: Sequence[float], grades: Sequence[str] = GRADES) -> str:
+    """The first grade whose bound *value* is under (bounds ascending); past them all, the next grade."""
+    for grade, bound in zip(grades, bounds):
         if value < bound:
             return grade
-    return GRADES[-1]
+    return grades[len(bounds)]
 
 
 def _grade_by_floors(ratio: float, floors: Sequence[float]) -> str:
@@ -114,35 +165,58 @@ def _grade_by_floors(ratio: float, floors: Sequence[float]) -> str:
     return GRADES[-1]
 
 
-def grade_persona(persona: IPersona, latency: dict, throughput: dict, bursts: dict | None) -> tuple[str | None, str]:
-    """The persona's grade and the sentence that explains it."""
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
+
+
+def grade_on_latency(persona: IPersona, latency: dict) -> tuple[str | None, str]:
+    """A real-time member: the p95 rise of its echoes, capped by their loss."""
     scoring = persona.scoring
-    if scoring.latency_thresholds is None:
-        ratio = throughput["down_ratio"]
-        if ratio is None:
-            return None, f"{persona.name}: no throughput measured"
-        grade = _grade_by_floors(ratio, scoring.throughput_floor_ratios)
-        return grade, (f"{persona.name}: {throughput['down_median_mbps']:.1f} Mbit/s of the "
-                       f"{throughput['target_down_mbps']:g} it asks for")
+    loss = latency["loss_percent"] or 0.0
+    lost = (f"{loss:.1f}% of {scoring.subject} were lost or later than {persona.deadline_ms:g} ms: "
+            f"{scoring.when_late}")
+    if latency["sent"] >= MIN_LOAD_SAMPLES and loss > 2 * scoring.max_loss_percent:
+        return "F", lost  # however few came back: that so many did not is the grade
     if latency["baseline_samples"] < MIN_BASELINE_SAMPLES or latency["samples"] < MIN_LOAD_SAMPLES:
-        return None, f"{persona.name}: too few answered messages to grade"
+        return None, f"too few {scoring.subject} were answered to grade"
     increase = latency["increase_p95_ms"]
     grade = grade_for_increase(increase, scoring.latency_thresholds)
-    reason = f"{persona.name}: {increase:+.0f} ms at p95 while the household was busy"
-    loss = latency["loss_percent"] or 0.0
-    if loss > 2 * scoring.max_loss_percent:
-        grade, reason = "F", f"{persona.name}: {loss:.1f}% of messages missed their {persona.deadline_ms:g} ms deadline"
-    elif loss > scoring.max_loss_percent:
-        grade = worst_grade([grade, "D"])
-        reason += f", {loss:.1f}% missed the deadline"
-    if bursts is not None and scoring.burst_thresholds_s is not None:
-        slowest = bursts["max_s"] if bursts["completed"] == bursts["count"] else float("inf")
-        burst_grade = _grade_by_bounds(slowest, scoring.burst_thresholds_s)
-        if worst_grade([grade, burst_grade]) != grade:
-            grade = burst_grade
-            reason = (f"{persona.name}: a 1 s video burst took {slowest:.1f} s to arrive"
-                      if slowest != float("inf") else f"{persona.name}: a video burst never finished")
+    if increase < 1:
+        reason = f"{scoring.subject.capitalize()} arrived as fast as on an idle line while the household was busy"
+    else:
+        reason = (f"{scoring.subject.capitalize()} arrived up to {increase:.0f} ms later than on an idle line "
+                  "while the household was busy (95th percentile)")
+    if loss > scoring.max_loss_percent:
+        grade, reason = worst_grade([grade, "D"]), lost
     return grade, reason
+
+
+def grade_on_segments(persona: IPersona, segments: dict | None) -> tuple[str | None, str]:
+    """A player: late segments are pauses; with none, the headroom of the slowest."""
+    scoring = persona.scoring
+    if segments is None or not segments["count"]:
+        return None, f"no {scoring.subject} were due within the test"
+    count, late = segments["count"], segments["late"]
+    if late:
+        grade = _grade_by_bounds(late / count, scoring.late_segment_bounds, GRADES[3:])
+        return grade, f"{late} of {count} {scoring.subject} arrived late: {scoring.when_late} {_times(late)}"
+    slowest, duration = segments["slowest_on_time_s"], segments["segment_seconds"]
+    grade = _grade_by_bounds(slowest / duration, scoring.segment_headroom_bounds)
+    return grade, (f"all {count} {scoring.subject} arrived in time: the slowest took {slowest:.1f} s "
+                   f"of the {duration:g} s it had")
+
+
+def grade_on_share(persona: IPersona, throughput: dict, household_down_mbps: float | None) -> tuple[str | None, str]:
+    """A background download: its rate against its target, with its share of the household's."""
+    scoring = persona.scoring
+    ratio = throughput["down_ratio"]
+    if ratio is None:
+        return None, f"no {scoring.subject} were downloaded"
+    rate = throughput["down_median_mbps"]
+    share = f", {rate / household_down_mbps:.0%} of what reached the household" if household_down_mbps else ""
+    return (_grade_by_floors(ratio, scoring.throughput_floor_ratios),
+            f"{scoring.subject.capitalize()} downloaded at {rate:.1f} Mbit/s{share} "
+            f"(they ask for {throughput['target_down_mbps']:g})")
 
 
 def jain_index(shares: Sequence[float]) -> float | None:
@@ -153,35 +227,50 @@ def jain_index(shares: Sequence[float]) -> float | None:
     return sum(shares) ** 2 / (len(shares) * squares)
 
 
-def score_persona(persona: IPersona, samples: PersonaSamples) -> dict:
+def score_persona(persona: IPersona, samples: PersonaSamples, load_seconds: float,
+                  household_down_mbps: float | None = None) -> dict:
     latency = latency_figures(samples)
     throughput = throughput_figures(persona, samples)
-    bursts = burst_figures(samples)
+    segments = segment_figures(persona, samples, load_seconds)
+    judged_on = persona.scoring.judged_on
     if samples.interrupted:
-        grade, reason = None, f"{persona.name}: interrupted (the connection broke during the test)"
+        grade, reason = None, "interrupted: its connection broke during the test"
+    elif judged_on == "latency":
+        grade, reason = grade_on_latency(persona, latency)
+    elif judged_on == "segments":
+        grade, reason = grade_on_segments(persona, segments)
     else:
-        grade, reason = grade_persona(persona, latency, throughput, bursts)
+        grade, reason = grade_on_share(persona, throughput, household_down_mbps)
     return {
         "name": persona.name,
         "label": persona.label,
-        "latency_sensitive": persona.scoring.latency_sensitive,
+        "judged_on": judged_on,
+        "sets_household_grade": persona.scoring.sets_household_grade,
         "interrupted": samples.interrupted,
         "latency": latency,
         "throughput": throughput,
-        "bursts": bursts,
+        "segments": segments,
         "grade": grade,
-        "reason": reason,
+        "reason": f"{persona.name}: {reason}",
     }
 
 
-def score_household(personas: Mapping[str, IPersona], samples: Mapping[str, PersonaSamples]) -> dict:
+def household_down_mbps(samples: Mapping[str, PersonaSamples], load_seconds: float) -> float | None:
+    """Every member's downstream bytes over the load, as one rate."""
+    total = sum(b for member in samples.values() for _, b in member.down_windows)
+    return _mbps(total, load_seconds) if load_seconds > 0 and total else None
+
+
+def score_household(personas: Mapping[str, IPersona], samples: Mapping[str, PersonaSamples],
+                    load_seconds: float) -> dict:
     """Every persona's score, the fairness index and the household's grade."""
-    scores = {name: score_persona(personas[name], samples[name]) for name in samples}
+    total = household_down_mbps(samples, load_seconds)
+    scores = {name: score_persona(personas[name], samples[name], load_seconds, total) for name in samples}
     shares = [min(1.0, score["throughput"]["down_ratio"] or 0.0)
               for name, score in scores.items()
               if personas[name].scoring.rate_limited and not score["interrupted"]]
-    graded = [s for s in scores.values() if s["latency_sensitive"] and s["grade"] is not None]
-    overall = {"grade": None, "persona": None, "reason": "no latency-sensitive persona could be graded"}
+    graded = [s for s in scores.values() if s["sets_household_grade"] and s["grade"] is not None]
+    overall = {"grade": None, "persona": None, "reason": "no member whose grade counts could be graded"}
     if graded:
         grade = worst_grade(s["grade"] for s in graded)
         worst = next(s for s in graded if s["grade"] == grade)

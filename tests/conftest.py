@@ -53,7 +53,8 @@ cloud_gaming = Persona(
     port={port},
     traffic=TrafficPlan(down_mbps=30.0, up_mbps=0.5, tick_hz=60),
     deadline_ms=150,
-    scoring=PersonaScoring(latency_thresholds=GradeThresholds(5, 15, 30, 60, 100)),
+    scoring=PersonaScoring("latency", "game frames", "the picture would stutter",
+                           latency_thresholds=GradeThresholds(5, 15, 30, 60, 100)),
 )
 '''
 

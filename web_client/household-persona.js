@@ -12,11 +12,13 @@
 //   -> {"type":"start","seconds"} once, when the baseline ends
 //   -> binary                     upstream, traffic.up_bytes_per_tick every 1000/tick_hz ms
 //   <- {"type":"ack","t_ms","up_bytes"}      recorded as [t_ms, up_bytes]
-//   <- {"type":"burst","n","edge"}           a burst takes start marker -> end marker
+//   <- {"type":"burst","n","edge"}           video segment n: its arrival (end marker) is timed in s
+//                                            from when it was due to be sent, n x period_seconds
+//                                            after the start message
 //   <- binary                                downstream, counted into 1 s windows of the load
 //   <- {"type":"done"}                       the load is over
 //
-// A persona with echo_copies N > 1 (gaming) gets N more WebSockets that only answer pings,
+// A persona with echo_copies N > 1 gets N more WebSockets that only answer pings,
 // and its own connection carries no pings: copy k of ping n goes on echo socket (n + k) mod N,
 // k ticks (1000 / tick_hz ms) after copy 0 unless the ping is answered by then, with its own
 // send time as t. The ping's RTT is the first pong's, from that copy's t; later pongs are
@@ -66,6 +68,7 @@ export class PersonaConnection {
     this.name = persona.name;
     this.report = report;
     this.traffic = persona.traffic || {};
+    this.segmentMs = (Number(this.traffic.period_seconds) || 0) * 1000;  // one video segment per burst
     this.deadlineMs = persona.deadline_ms || 2000;
     const copies = Number.isInteger(persona.echo_copies)
       ? Math.max(1, Math.min(MAX_ECHO_COPIES, persona.echo_copies)) : 1;
@@ -88,7 +91,7 @@ export class PersonaConnection {
     this.pings = [];            // [seq, phase, sent_ms, rtt_ms | null]
     this.windowBytes = [];      // bytes received in 1 s window k of the load
     this.acks = [];             // [t_ms, up_bytes], as the server said
-    this.bursts = new Map();    // n -> {startedAt, seconds}
+    this.segments = new Map();  // n -> seconds from when segment n was due to be sent to its arrival, or null
     this.done = false;
     this.interrupted = false;
     this.reason = "";
@@ -334,11 +337,11 @@ export class PersonaConnection {
       case "burst":
         // An end marker after "done" is too late: that burst never finished within the test.
         if (!Number.isInteger(message.n) || this.done || this.interrupted) return;
-        if (message.edge === "start" && !this.bursts.has(message.n)) {
-          this.bursts.set(message.n, { startedAt: now, seconds: null });
-        } else if (message.edge === "end" && this.bursts.has(message.n)) {
-          const burst = this.bursts.get(message.n);
-          if (burst.seconds === null) burst.seconds = round3((now - burst.startedAt) / 1000);
+        if (message.edge === "start" && !this.segments.has(message.n)) {
+          this.segments.set(message.n, null);
+        } else if (message.edge === "end" && this.segments.get(message.n) === null) {
+          const dueMs = this.loadStartMs + message.n * this.segmentMs;
+          this.segments.set(message.n, round3(Math.max(0, now - dueMs) / 1000));
         }
         break;
       case "done":
@@ -430,7 +433,7 @@ export class PersonaConnection {
       pings,
       down: windows,
       up_acks: this.acks,
-      bursts: [...this.bursts.entries()].sort((a, b) => a[0] - b[0]).map(([n, burst]) => [n, burst.seconds]),
+      bursts: [...this.segments.entries()].sort((a, b) => a[0] - b[0]),
       interrupted: this.interrupted,
     };
   }
@@ -450,7 +453,7 @@ export class PersonaConnection {
       const [t1, b1] = this.acks[this.acks.length - 1];
       if (t1 > t0) upMbps = (b1 - b0) * 8 / ((t1 - t0) / 1000) / 1e6;
     }
-    const finished = [...this.bursts.values()].filter((b) => b.seconds !== null);
+    const arrived = [...this.segments.entries()].filter(([, seconds]) => seconds !== null).sort((a, b) => a[0] - b[0]);
     this.report({
       type: "live",
       name: this.name,
@@ -460,8 +463,8 @@ export class PersonaConnection {
       rtts: this.newRtts,
       downMbps: this.done || this.interrupted ? null : downMbps,
       upMbps: this.done || this.interrupted ? null : upMbps,
-      bursts: { seen: this.bursts.size, finished: finished.length,
-        lastSeconds: finished.length ? finished[finished.length - 1].seconds : null },
+      segments: { seen: this.segments.size, arrived: arrived.length,
+        lastSeconds: arrived.length ? arrived[arrived.length - 1][1] : null },
       upSkippedTicks: this.upSkippedTicks,
     });
     this.newRtts = [];

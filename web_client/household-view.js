@@ -103,7 +103,7 @@ export class HouseholdLive {
     const [upBox, up] = figure("Upload", "up");
     const [rttBox, rtt] = figure("Latency now", "rtt", spark);
     const state = h("span", { class: "persona-state", "data-state": "connecting" }, MEMBER_STATES.connecting);
-    const bursts = traffic.burst_seconds ? h("p", { class: "persona-bursts" }, "Video bursts: none yet") : null;
+    const bursts = traffic.period_seconds ? h("p", { class: "persona-bursts" }, "Video segments: none yet") : null;
     const element = h("li", { class: "persona-card persona-live", "data-persona": persona.name, "data-state": "connecting" },
       h("div", { class: "persona-head" },
         icon(persona),
@@ -147,9 +147,9 @@ export class HouseholdLive {
       if (member.history.length > SPARK_SAMPLES) member.history.splice(0, member.history.length - SPARK_SAMPLES);
       drawSparkline(member.spark, member.history);
     }
-    if (member.bursts && report.bursts && report.bursts.seen) {
-      const { seen, finished, lastSeconds } = report.bursts;
-      member.bursts.textContent = `Video bursts: ${finished} of ${seen} arrived`
+    if (member.bursts && report.segments && report.segments.seen) {
+      const { seen, arrived, lastSeconds } = report.segments;
+      member.bursts.textContent = `Video segments: ${arrived} of ${seen} arrived`
         + (lastSeconds === null ? "" : `, the last in ${lastSeconds.toFixed(1)} s`);
     }
   }
@@ -214,31 +214,46 @@ function byName(profiles) {
   return map;
 }
 
-function personaResultCard(name, score, profile) {
+/** The figures a member's card lists, in pairs so the two columns line up on a phone:
+ * what it is judged on first, then the rest. */
+function personaFigures(score) {
   const latency = score.latency || {};
   const throughput = score.throughput || {};
-  // In pairs, so the two columns line up on a phone.
-  const figures = [
+  const rates = [
+    [throughput.down_statistic === "mean" ? "Download, average" : "Download", ofTarget(throughput.down_median_mbps, throughput.target_down_mbps)],
+    ["Upload", ofTarget(throughput.up_median_mbps, throughput.target_up_mbps)],
+  ];
+  const echoes = [
     ["Median rise", signedMs(latency.increase_p50_ms)],
     ["95th percentile rise", signedMs(latency.increase_p95_ms)],
     ["Idle latency", ms(latency.baseline_p50_ms)],
     ["Late or lost", percent(latency.loss_percent)],
-    [throughput.down_statistic === "mean" ? "Download, average" : "Download", ofTarget(throughput.down_median_mbps, throughput.target_down_mbps)],
-    ["Upload", ofTarget(throughput.up_median_mbps, throughput.target_up_mbps)],
-    ["Jitter", ms(latency.jitter_ms)],
   ];
-  const bursts = score.bursts;
-  if (bursts) {
-    figures.push(["Video bursts", `${bursts.completed} of ${bursts.count} arrived`
-      + (bursts.max_s === null || bursts.max_s === undefined ? "" : `, slowest ${bursts.max_s.toFixed(1)} s`)]);
+  const segments = score.segments;
+  if (score.judged_on === "segments" && segments) {
+    const slowest = segments.max_s === null || segments.max_s === undefined ? "–" : `${segments.max_s.toFixed(1)} s`;
+    const startup = segments.startup_s === null || segments.startup_s === undefined ? "–" : `${segments.startup_s.toFixed(1)} s`;
+    return [["Late segments", `${segments.late} of ${segments.count}`], ["Slowest segment", `${slowest} of ${number(segments.segment_seconds)} s`],
+      ["Startup", startup], ...rates, ...echoes.slice(0, 2)];
   }
+  // A member judged on its share echoes on its own bulk connection: those times are its own queue's.
+  if (score.judged_on === "share") return rates;
+  return [...echoes, ...rates, ["Jitter", ms(latency.jitter_ms)]];
+}
+
+const PLAIN_FIGURES = new Set(["Late segments", "Slowest segment"]);
+
+function personaResultCard(name, score, profile) {
+  const latency = score.latency || {};
   const notes = [];
   if (score.interrupted) {
     notes.push(h("p", { class: "persona-interrupted" },
       h("strong", {}, "Interrupted: "), "its connection broke during the test, so it is not graded."));
-  } else if (score.latency_sensitive === false) {
-    notes.push(h("p", { class: "persona-note" }, "Not one of the members that need quick answers: its grade does not set the household grade."));
+  } else if (score.sets_household_grade === false) {
+    notes.push(h("p", { class: "persona-note" }, "Its grade is shown but does not set the household grade."));
   }
+  const count = score.judged_on === "share" ? null
+    : h("p", { class: "phase-count" }, `${latency.samples ?? 0} of ${latency.sent ?? 0} messages answered while busy`);
   return h("article", { class: "persona-card persona-result", "data-persona": name,
     "data-interrupted": score.interrupted ? "true" : "false" },
   h("header", { class: "persona-head" },
@@ -248,9 +263,9 @@ function personaResultCard(name, score, profile) {
   h("p", { class: "persona-reason" }, sentence(reasonText(score.reason, name))),
   notes,
   h("dl", { class: "phase-figures persona-result-figures" },
-    figures.map(([label, value]) => h("div", {}, h("dt", {}, label),
-      h("dd", {}, label === "Video bursts" ? value : figureParts(value))))),
-  h("p", { class: "phase-count" }, `${latency.samples ?? 0} of ${latency.sent ?? 0} messages answered while busy`));
+    personaFigures(score).map(([label, value]) => h("div", {}, h("dt", {}, label),
+      h("dd", {}, PLAIN_FIGURES.has(label) ? value : figureParts(value))))),
+  count);
 }
 
 function setterText(result) {
@@ -263,9 +278,10 @@ function setterText(result) {
 function explanation(result) {
   const grade = result.overall && result.overall.grade;
   const info = gradeInfo(grade);
-  const graded = Object.values(result.personas || {}).filter((s) => s.latency_sensitive).map((s) => s.label);
-  const rule = graded.length ? h("p", {}, `The household grade is the worst grade among the members that need quick answers (${graded.join("; ")}), `
-    + "each graded on how much its own latency rose while everyone used the line at once.") : null;
+  const graded = Object.values(result.personas || {}).filter((s) => s.sets_household_grade).map((s) => s.label);
+  const rule = graded.length ? h("p", {}, `The household grade is the worst grade among ${graded.join("; ")}, `
+    + "each graded on what its application feels while everyone uses the line at once: "
+    + "a game or a call on how much later its packets arrive, a video on whether its segments arrive before the picture would pause.") : null;
   if (!info) {
     return [h("p", {}, "This test could not be graded: there were not enough reliable measurements. "
       + "Make sure nothing else is using your connection heavily, then test again."), rule].filter(Boolean);

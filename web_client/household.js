@@ -208,6 +208,9 @@ export class HouseholdTest {
     }
     this.duration = start;
     this.t0 = performance.now();
+    // As the single-user runner does: when the test clock started, in Unix ms,
+    // for an outside observer (the accuracy testbed's ping and irtt).
+    document.body.dataset.testStartedUnixMs = String(performance.timeOrigin + this.t0);
     const message = { timeOrigin: performance.timeOrigin + this.t0, baselineMs: baseline.seconds * 1000, loadMs: load.seconds * 1000 };
     for (const member of this.members.values()) member.handle.start(message);
     this.emit("started", this.spans);

@@ -1,4 +1,4 @@
-"""The virtual household from a terminal (DESIGN section 5), with Twisted and Autobahn.
+"""The virtual household from a terminal, with Twisted and Autobahn (docs/PROTOCOL.md).
 
 ``POST /api/tests {"mode": "virtual_household"}`` answers the phases
 (``baseline``, ``load``) and every persona with its WebSocket ``url`` and
@@ -9,7 +9,7 @@ side of ``lqos.personas.protocol`` on each:
   the test clock; RTT is measured when the ``pong`` arrives, a ping with no
   pong within the persona's ``deadline_ms`` is lost (``null``, never a
   made-up RTT), and each ping carries the phase it was *sent* in;
-* a persona with ``echo_copies`` N > 1 (gaming) gets N more WebSockets that
+* a persona with ``echo_copies`` N > 1 gets N more WebSockets that
   only echo, and its own connection carries no pings: copy k of ping n goes
   on echo connection (n + k) mod N, k ticks after copy 0 unless the ping is
   answered by then, with its own send time as ``t``; the ping's RTT is the
@@ -19,24 +19,17 @@ side of ``lqos.personas.protocol`` on each:
   bytes every ``1 / tick_hz`` s (one ``LoopingCall`` per persona);
 * downstream binary bytes counted into 1 s windows of the load, every
   ``ack`` kept as ``[t_ms, up_bytes]``, and for a bursty persona each
-  burst's time from its ``start`` marker to its ``end`` marker;
+  video segment's arrival (its ``end`` marker) in seconds from when it was
+  due to be sent (``SegmentTimer``);
 * a connection that breaks before its ``done`` marks that persona
   ``interrupted``; the others carry on.
 
-The pings stay on each persona's own connection, in this process's event
-loop, on purpose: the latency a persona reports is what that application's
-connection feels, including its own queue behind its own traffic (the
-LibreQoS design).  The single-user prober's child process exists because
-that loop moves gigabits; here only ``updates`` is bulk.  Measured on
-loopback (2 cores, ``updates`` reading 5-9.7 Gbit/s): this loop's lag
-(lateness of a 5 ms timer) goes from p99 0.4-0.8 ms idle to p99 1-3 ms;
-gaming RTT rises by 0.1-0.8 ms at p50 and 2-3 ms at p95, but a pinger in a
-separate process on the same gaming persona sees the same p95 rise, so the
-tail comes from the host's saturated cores, not from sharing this loop.  A
-child process would not remove it; capping the bulk read does
-(``max_bulk_mbps``, ``--max-mbps``: at 100 Mbit/s, gaming p95 +0.9 ms and
-the separate pinger flat).  It is not capped by default: on a real line
-``updates`` must fill the line to show its bufferbloat.
+Every persona the server ships sends its pings on echo-only connections
+(``echo_copies`` > 1), so its latency is the line's, not its own send
+queue's; a plugged-in persona with ``echo_copies`` 1 pings on its own
+connection.  Everything runs in this process's event loop; a bulk persona's
+reads can be capped (``max_bulk_mbps``, ``--max-mbps``) where this host's
+cores, not the line, would set the pace.
 
 Nothing here grades anything: the server scores the raw samples.
 """
@@ -78,6 +71,7 @@ MAX_MESSAGE_BYTES = 256 * 1024
 UP_MESSAGE_BYTES = 64 * 1024
 MAX_UP_BYTES_PER_TICK = 4 * 1024 * 1024
 MAX_TICK_HZ = 1000.0
+MAX_SEGMENT_SECONDS = 60.0
 
 
 # ------------------------------------------------------------------ pure parts
@@ -107,21 +101,31 @@ class DownWindows:
                 for index, byte_count in enumerate(self._bytes)]
 
 
-class BurstTimer:
-    """Seconds from each burst's ``start`` marker to its ``end`` marker, as received."""
+class SegmentTimer:
+    """Each video segment's arrival, in seconds from the moment it was due to be sent.
 
-    def __init__(self):
-        self._started: dict[int, float] = {}
+    Segment n of a bursty plan is sent from ``n × segment_seconds`` into the
+    load (the ``burst`` markers carry its number).  It arrives when its
+    ``end`` marker does.  Timing it from its scheduled start rather than from
+    its ``start`` marker counts the time it waited behind the previous
+    segment or in the line's queue, which a player waits too.
+    """
+
+    def __init__(self, load_start_ms: float, segment_seconds: float):
+        self._load_start_ms = load_start_ms
+        self._segment_ms = segment_seconds * 1000.0
+        self._started: set[int] = set()
         self._seconds: dict[int, float] = {}
 
     def marker(self, number: int, edge: str, t_ms: float) -> None:
         if edge == "start":
-            self._started.setdefault(number, t_ms)
+            self._started.add(number)
         elif edge == "end" and number in self._started and number not in self._seconds:
-            self._seconds[number] = round(max(0.0, t_ms - self._started[number]) / 1000.0, 4)
+            due_ms = self._load_start_ms + number * self._segment_ms
+            self._seconds[number] = round(max(0.0, t_ms - due_ms) / 1000.0, 4)
 
     def rows(self) -> list[list]:
-        """``[n, seconds]`` per burst that started; ``None`` for one whose end never came."""
+        """``[n, seconds]`` per segment that started; ``None`` for one whose end never came."""
         return [[number, self._seconds.get(number)] for number in sorted(self._started)]
 
 
@@ -135,8 +139,12 @@ class PersonaPlan:
     tick_hz: float
     up_bytes_per_tick: int
     bulk: bool
-    bursty: bool
     echo_copies: int = 1
+    segment_seconds: float | None = None  # a bursty plan's period: one video segment per burst
+
+    @property
+    def bursty(self) -> bool:
+        return self.segment_seconds is not None
 
     @classmethod
     def from_answer(cls, entry: object) -> "PersonaPlan":
@@ -145,15 +153,17 @@ class PersonaPlan:
             echo_copies = entry.get("echo_copies", 1)
             if isinstance(echo_copies, bool) or not isinstance(echo_copies, int):
                 raise TypeError("echo_copies")
+            period = traffic.get("period_seconds")
             plan = cls(str(entry["name"]), str(entry["url"]), float(entry["deadline_ms"]),
                        float(traffic["tick_hz"]), int(traffic["up_bytes_per_tick"]),
-                       traffic["down_mbps"] is None, traffic.get("burst_seconds") is not None,
-                       echo_copies)
+                       traffic["down_mbps"] is None, echo_copies,
+                       None if period is None else float(period))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ClientError("the server's household description has a malformed persona") from None
         if not (0 < plan.deadline_ms <= MAX_PERSONA_DEADLINE_MS and 0 < plan.tick_hz <= MAX_TICK_HZ
                 and 0 <= plan.up_bytes_per_tick <= MAX_UP_BYTES_PER_TICK
-                and 1 <= plan.echo_copies <= MAX_ECHO_COPIES):
+                and 1 <= plan.echo_copies <= MAX_ECHO_COPIES
+                and (plan.segment_seconds is None or 0 < plan.segment_seconds <= MAX_SEGMENT_SECONDS)):
             raise ClientError(f"the server's plan for persona {plan.name!r} is out of bounds")
         return plan
 
@@ -198,7 +208,7 @@ class PersonaMember:
         self.pings = ProbeLog(timeout_ms=plan.deadline_ms)
         self.down = DownWindows(load.start_ms, (load.end_ms - load.start_ms) / 1000.0)
         self.up_acks: list[list] = []
-        self.bursts = BurstTimer()
+        self.segments = SegmentTimer(load.start_ms, plan.segment_seconds or 1.0)
         self.interrupted = False
         self.done = False
         self.closed = False
@@ -368,7 +378,7 @@ class PersonaMember:
         elif kind == "burst" and not self.done:  # an end after ``done`` is too late to count
             number = message.get("n")
             if isinstance(number, int) and not isinstance(number, bool):
-                self.bursts.marker(number, message.get("edge"), now)
+                self.segments.marker(number, message.get("edge"), now)
         elif kind == "done":
             self.done = True
             self.stop_load()
@@ -390,7 +400,7 @@ class PersonaMember:
             "pings": self.pings.rows(),
             "down": self.down.rows(),
             "up_acks": self.up_acks,
-            "bursts": self.bursts.rows() if self.plan.bursty else [],
+            "bursts": self.segments.rows() if self.plan.bursty else [],
             "interrupted": self.interrupted,
         }
 

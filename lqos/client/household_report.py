@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from lqos.client.report import ms, rate
 
-HEADINGS = ("persona", "grade", "p50 incr", "p95 incr", "loss", "delivered / target", "bursts")
+HEADINGS = ("persona", "grade", "p50 incr", "p95 incr", "loss", "delivered / target", "video segments")
 RIGHT_ALIGNED = {2, 3, 4}
 
 
@@ -32,13 +32,13 @@ def delivered(throughput: dict) -> str:
     return f"{rate(got)} / {target_text}" if got is not None else f"- / {target_text}"
 
 
-def bursts(figures: dict | None) -> str:
-    if figures is None:
+def segments(figures: dict | None) -> str:
+    if figures is None or not figures["count"]:
         return ""
-    if not figures["completed"]:
-        return f"0 of {figures['count']} completed"
-    return (f"{figures['completed']} of {figures['count']} completed, "
-            f"median {figures['p50_s']:.2f} s, slowest {figures['max_s']:.2f} s")
+    if figures["late"]:
+        return f"{figures['late']} of {figures['count']} late"
+    return (f"{figures['count']} of {figures['count']} on time, slowest "
+            f"{figures['slowest_on_time_s']:.1f} of {figures['segment_seconds']:g} s")
 
 
 def loss(latency: dict) -> str:
@@ -52,14 +52,16 @@ def persona_row(score: dict) -> list[str]:
         grade = "interrupted"
     else:
         grade = score["grade"] or "none"
-    graded_on_latency = score["latency_sensitive"]
+    # A member judged on its share echoes on its own bulk connection: those
+    # figures time its own queue, not the line, and are not shown.
+    echoes_on_clean_connections = score["judged_on"] != "share"
     return [
         score["name"], grade,
-        ms(latency["increase_p50_ms"], signed=True) if graded_on_latency else "-",
-        ms(latency["increase_p95_ms"], signed=True) if graded_on_latency else "-",
-        loss(latency) if graded_on_latency else "-",
+        ms(latency["increase_p50_ms"], signed=True) if echoes_on_clean_connections else "-",
+        ms(latency["increase_p95_ms"], signed=True) if echoes_on_clean_connections else "-",
+        loss(latency) if echoes_on_clean_connections else "-",
         delivered(score["throughput"]),
-        bursts(score["bursts"]),
+        segments(score["segments"]),
     ]
 
 
@@ -72,8 +74,9 @@ def table(rows: list[list[str]]) -> list[str]:
 
 
 def explanation(score: dict) -> str:
-    """``  gaming (Alex, competitive gaming): +180 ms at p95 ...``"""
-    return f"  {score['name']} ({score['label']}): {score['reason'].removeprefix(score['name'] + ': ')}"
+    """``  gaming (Alex, competitive gaming): Game updates arrived up to 180 ms later ...``"""
+    sentence = score["reason"].removeprefix(score["name"] + ": ")
+    return f"  {score['name']} ({score['label']}): {sentence[:1].upper()}{sentence[1:]}."
 
 
 def render_household(record: dict, base_url: str) -> str:

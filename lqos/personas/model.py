@@ -103,25 +103,56 @@ def _bytes_per_tick(mbps: float, tick_hz: float) -> int:
     return math.ceil(mbps * 1e6 / 8 / tick_hz)
 
 
+JUDGED_ON = ("latency", "segments", "share")
+
+
 @dataclass(frozen=True)
 class PersonaScoring:
-    """How a persona is graded.
+    """How a persona is graded: on what its application needs from the line.
 
-    ``latency_thresholds`` grade the p95 latency increase over the idle
-    baseline (None: latency is not graded, as for system updates);
-    ``max_loss_percent`` is the loss above which the grade drops to D, and
-    twice that to F; ``burst_thresholds_s`` grade a streaming burst's
-    completion time; a persona graded on throughput only is graded on
-    delivered / ``throughput_target_mbps`` against ``throughput_floor_ratios``.
+    ``judged_on`` says which figure sets the grade:
+
+    * ``"latency"``: the p95 rise of small, regularly timed echoes over the
+      idle baseline, against ``latency_thresholds``; more than
+      ``max_loss_percent`` of echoes lost or past the deadline caps the grade
+      at D, twice that at F.  For real-time traffic (a game, a call) every
+      late packet is felt at once and a lost one cannot be waited for, so
+      the tail and the loss are what matter, not the average.
+    * ``"segments"``: whether each video segment arrived within its own
+      duration (``lqos.household_grading.segment_figures``).  A player
+      holds a buffer, so the delay of any one packet is invisible to it;
+      what it feels is a segment that arrives after the buffer ran dry.
+    * ``"share"``: the delivered rate against ``throughput_target_mbps``
+      (floors ``throughput_floor_ratios``).  A download in the background
+      has no deadline; it should take what the others leave.
+
+    ``sets_household_grade`` is False for a persona whose grade is shown but
+    does not count towards the household's (system updates: a slow update
+    is not what makes a household call its ISP).  ``subject`` and
+    ``when_late`` are the words its sentence uses: "game updates", "the game
+    would stutter".
     """
 
-    latency_thresholds: GradeThresholds | None
+    judged_on: str
+    subject: str
+    when_late: str
+    latency_thresholds: GradeThresholds | None = None
     max_loss_percent: float = 2.0
-    latency_sensitive: bool = True
+    sets_household_grade: bool = True
     rate_limited: bool = True
-    burst_thresholds_s: tuple[float, ...] | None = None
+    # The slowest segment's download time as a share of its duration, for
+    # A+, A and B when no segment was late.
+    segment_headroom_bounds: tuple[float, ...] = (0.5, 0.8)
+    # The share of segments that arrived late, for C and D; above that, F.
+    late_segment_bounds: tuple[float, ...] = (0.2, 0.5)
     throughput_target_mbps: float | None = None
     throughput_floor_ratios: tuple[float, ...] = (0.9, 0.75, 0.5, 0.25, 0.1)
+
+    def __post_init__(self) -> None:
+        if self.judged_on not in JUDGED_ON:
+            raise ValueError(f"judged_on must be one of {', '.join(JUDGED_ON)}")
+        if self.judged_on == "latency" and self.latency_thresholds is None:
+            raise ValueError("a persona judged on latency needs latency_thresholds")
 
 
 # IPlugin too: getPlugins only looks at objects that provide it.
@@ -168,7 +199,8 @@ class Persona:
     port: int
     traffic: TrafficPlan
     deadline_ms: float
-    scoring: PersonaScoring = field(default_factory=lambda: PersonaScoring(GradeThresholds()))
+    scoring: PersonaScoring = field(default_factory=lambda: PersonaScoring(
+        "latency", "messages", "the application would stall", GradeThresholds()))
     echo_copies: int = 1
 
     def __post_init__(self) -> None:
@@ -186,7 +218,8 @@ class Persona:
             "port": self.port,
             "deadline_ms": self.deadline_ms,
             "echo_copies": self.echo_copies,
-            "latency_sensitive": self.scoring.latency_sensitive,
+            "judged_on": self.scoring.judged_on,
+            "sets_household_grade": self.scoring.sets_household_grade,
             "rate_limited": self.scoring.rate_limited,
             "traffic": self.traffic.describe(),
         }

@@ -9,7 +9,7 @@ Wire format on ``/ws/virtual-household/{household_id}?test=ID&expires=T&token=K`
   with the upstream bytes received so far, ``burst`` start/end markers for a
   bursty plan, ``done``; binary: downstream traffic.
 
-A persona with ``echo_copies`` N > 1 (gaming) is opened N + 1 times by one
+A persona with ``echo_copies`` N > 1 is opened N + 1 times by one
 household: the first connection sends ``start`` and carries the traffic;
 the others only send pings (copies of each, a tick apart, each with its own
 ``t``), so they never carry any load and a pong on one is held back only if
@@ -326,7 +326,9 @@ class PersonaFactory(WebSocketServerFactory):
         if self._send_to_parent is not None:
             self._send_to_parent({
                 "event": "stats",
-                "sessions": len(self.sessions),
+                # A household opens a persona more than once (its echo-only
+                # connections): it counts as one session.
+                "sessions": len({session.household_id for session in self.sessions}),
                 "down_bytes": sum(s.down_bytes for s in self.sessions),
                 "up_bytes": sum(s.up_bytes for s in self.sessions),
             })

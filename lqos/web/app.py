@@ -190,7 +190,8 @@ class MainApp:
 
     def _record(self, request, session: TestSession, submission) -> dict:
         if session.mode == "virtual_household":
-            result = score_household(self._household.personas, submission.personas)
+            load_seconds = sum(phase.seconds for phase in session.phases if phase.name == "load")
+            result = score_household(self._household.personas, submission.personas, load_seconds)
             streams = {}
         else:
             result = compute_result(submission.probes, submission.windows, self._config.grade_thresholds_ms,

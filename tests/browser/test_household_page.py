@@ -122,6 +122,13 @@ def test_a_short_household_test_shows_the_stored_grades_and_its_share_link_opens
         assert setter in page.text_content("#grade-setter")
     expected = {name: result["personas"][name]["grade"] or "–" for name in names}
     assert shown_persona_grades(page) == expected
+    # Each member's card says in its own terms what set its grade.
+    for name in names:
+        reason = result["personas"][name]["reason"].removeprefix(f"{name}: ")
+        shown = page.text_content(f".persona-result[data-persona='{name}'] .persona-reason")
+        assert shown == f"{reason[:1].upper()}{reason[1:]}."
+    assert "video segments arrived" in page.text_content(".persona-result[data-persona='streaming'] .persona-reason")
+    assert "Late segments" in page.text_content(".persona-result[data-persona='streaming'] dl")
     assert page.is_hidden("#single-result-body") and page.is_visible("#household-result-body")
     summary = page.eval_on_selector_all("#member-summary li", "items => items.map(i => [i.dataset.persona, i.querySelector('.grade-chip').textContent])")
     assert dict(summary) == expected

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from netlab import SERVER_ADDRESS, Testbed
 
@@ -50,6 +53,77 @@ class PingRecorder:
         output = self._process.communicate(timeout=10)[0]
         return [PingSample(float(m["at"]) - float(m["rtt"]) / 1000, float(m["rtt"]))
                 for m in _PING_LINE.finditer(output)]
+
+
+# irtt (Debian's package): isochronous UDP round trips, as a game sends them.
+IRTT_PORT = 2112
+IRTT_INTERVAL = "16ms"  # a game's 60 Hz tick
+IRTT_PACKET_BYTES = 64
+
+
+@dataclass(frozen=True)
+class UdpSample:
+    sent_at: float  # unix seconds
+    rtt_ms: float | None  # None: no reply came back
+
+
+class IrttRecorder:
+    """``irtt client`` every 16 ms from the client namespace to an ``irtt server`` in the server's.
+
+    It stands for what a UDP game feels through the same link in the same
+    window: a lost datagram is lost, never a delay for the next one.
+    """
+
+    def __init__(self, bed: Testbed, longest_seconds: float = 300.0):
+        self._bed = bed
+        self._longest = longest_seconds
+        self._output = Path(tempfile.mkdtemp(prefix="lqos-irtt-")) / "irtt.json"
+        self._server: subprocess.Popen | None = None
+        self._client: subprocess.Popen | None = None
+
+    def __enter__(self) -> "IrttRecorder":
+        self._server = self._bed.popen(self._bed.server, ["irtt", "server", "-b", f"{SERVER_ADDRESS}:{IRTT_PORT}"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        self._client = self._bed.popen(
+            self._bed.client, ["irtt", "client", "-Q", "-i", IRTT_INTERVAL, "-l", str(IRTT_PACKET_BYTES),
+                               "-d", f"{self._longest:g}s", "--wait=1s", "-o", str(self._output),
+                               f"{SERVER_ADDRESS}:{IRTT_PORT}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for process in (self._client, self._server):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        if self._output.parent.exists():
+            for path in self._output.parent.iterdir():
+                path.unlink()
+            self._output.parent.rmdir()
+
+    def samples(self) -> list[UdpSample]:
+        """Stop (irtt writes its results on SIGINT) and return every round trip it sent."""
+        self._client.send_signal(signal.SIGINT)
+        errors = self._client.communicate(timeout=15)[1]
+        if not self._output.exists():
+            raise RuntimeError(f"irtt wrote no results: {errors.strip()}")
+        trips = json.loads(self._output.read_text())["round_trips"] or []
+        return [UdpSample(trip["timestamps"]["client"]["send"]["wall"] / 1e9,
+                          None if trip["lost"] != "false" else trip["delay"]["rtt"] / 1e6)
+                for trip in trips]
+
+
+def udp_loss_percent(samples: list[UdpSample], start: float, end: float, deadline_ms: float) -> float | None:
+    """Datagrams sent in [start, end) that never came back or came back later than *deadline_ms*."""
+    sent = [s for s in samples if start <= s.sent_at < end]
+    late = [s for s in sent if s.rtt_ms is None or s.rtt_ms > deadline_ms]
+    return 100.0 * len(late) / len(sent) if sent else None
+
+
+def rtts_between(samples: list, start: float, end: float) -> list[float]:
+    """The answered RTTs (ping's or irtt's) of what was sent in [start, end)."""
+    return [s.rtt_ms for s in samples if start <= s.sent_at < end and s.rtt_ms is not None]
 
 
 def median_between(samples: list[PingSample], start: float, end: float) -> tuple[float | None, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from accuracy import GIGABIT_FIBRE, format_report, measure_scenario
+from accuracy import GIGABIT_FIBRE, HOUSEHOLD_SCENARIOS, format_household, format_report, measure_household, measure_scenario
 from netlab import Link, kernel_can_emulate
 
 # Chosen so every phase's true increase sits well inside one grade (D for the
@@ -97,34 +97,41 @@ def test_a_gigabit_fibre_line_grades_a_plus_with_the_line_full():
             assert phase.latency_ok() and phase.measured_grade == phase.truth_grade, format_report(reports)
 
 
-# The gaming persona against a tail-drop FIFO that is shallow (under 10 ms, the
-# household issue's "shallow") and one that is deep (250 ms).  Ping through the
-# shallow one during the household's load: +7 to +8 ms at p95, an A for a game.
-GAMING_SCENARIOS = {
-    "shallow": (Link.with_queue_delay("50/10 shallow 8 ms", 50, 10, 8), ("A+", "A")),
+# The household on the well-managed line of issue 15 (50/10 Mbit/s, 30/15 kB
+# FIFOs, 10 ms base RTT: ping rises a few ms under load) and on a deep one.
+HOUSEHOLD_EXPECTATIONS = {
+    "shallow": (HOUSEHOLD_SCENARIOS[0], ("A+", "A")),
     "deep": (SCENARIOS["bloated"], ("D", "F")),
 }
 
 
 @pytest.mark.parametrize("client", ("cli", "chromium"))
-@pytest.mark.parametrize("fifo", sorted(GAMING_SCENARIOS))
-def test_gaming_persona_grades_a_shallow_fifo_a_and_a_deep_one_d_or_worse(fifo, client):
-    """DESIGN 5: what the gaming persona feels grades the link as a gamer would.
+@pytest.mark.parametrize("fifo", sorted(HOUSEHOLD_EXPECTATIONS))
+def test_the_household_grades_a_well_managed_line_a_and_a_deep_fifo_d_or_worse(fifo, client):
+    """What each member feels grades the line as its application would.
 
-    The shallow link is the one a single TCP connection got wrong: the
-    bottleneck drops some of the persona's own segments, and each drop held
-    every later echo on that connection back until the retransmission
-    (p95 +80-170 ms where ping saw +7 ms).  The persona now sends each echo as
-    three copies a tick apart, on connections that carry nothing else, and
-    the first copy back counts, so a drop costs what it costs a UDP game
-    (lqos.personas.model.Persona).  The household runs from the CLI client
-    and from the page in Chromium (driven bare, browser_client.py); `tests/testbed/accuracy.py --household`
-    prints every link.
+    On the shallow line every member whose grade counts gets A or A+, and so
+    does the household: streaming is judged on its segments arriving in
+    time, not on the queue behind its own bursts (which read +476 ms at p95
+    on this line), and the game and the call echo on connections of their
+    own.  On the deep one the game and the household get D or F, and the
+    game and the call are held to ping in the same window (their p95 rise
+    within max(5 ms, 10%)).  Not on the shallow one here: over the short
+    schedule's 8 s, the p95 of 80 samples from any two 10 Hz samplers on that
+    link differs by up to 5 ms (ping +7.5 ms, the game +2.6 in one run).
+    `make accuracy` judges every household link on the standard schedule,
+    with irtt's view beside ping's.
     """
-    from accuracy import format_household, measure_household
-
-    link, expected = GAMING_SCENARIOS[fifo]
-    record = measure_household(link, "short", client)
-    print(f"\n{client}: " + format_household(link, record))
-    gaming = record["result"]["personas"]["gaming"]
-    assert gaming["grade"] in expected, format_household(link, record)
+    link, expected = HOUSEHOLD_EXPECTATIONS[fifo]
+    report = measure_household(link, "short", client)
+    table = format_household([report])
+    print("\n" + table)
+    personas = report.result["personas"]
+    assert report.result["overall"]["grade"] in expected, table
+    if fifo == "shallow":
+        assert all(score["grade"] in expected for score in personas.values() if score["sets_household_grade"]), table
+    else:
+        assert personas["gaming"]["grade"] in expected, table
+    if fifo == "deep":
+        assert all(member.latency_ok() for member in report.members), table
+    assert report.streaming_ok(), table

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from autobahn.twisted.websocket import WebSocketClientProtocol
 from twisted.internet import task
 
-from lqos.client.household import (BurstTimer, DownWindows, HouseholdRun, PersonaMember, PersonaPlan,
+from lqos.client.household import (SegmentTimer, DownWindows, HouseholdRun, PersonaMember, PersonaPlan,
                                    household_schedule, persona_plans, submission)
 from lqos.client.household_report import render_household
 from lqos.client.http import ClientError
@@ -50,25 +50,29 @@ def test_a_load_of_fractional_seconds_has_a_last_partial_window():
     assert len(DownWindows(0.0, 2.5).rows()) == 3
 
 
-# --- bursts ---
+# --- video segments ---
 
-def test_burst_time_runs_from_its_start_marker_to_its_end_marker():
-    bursts = BurstTimer()
-    bursts.marker(0, "start", 2010.0)
-    bursts.marker(0, "end", 3030.5)
-    bursts.marker(1, "start", 7010.0)  # its end never came
-    assert bursts.rows() == [[0, 1.0205], [1, None]]
+def test_a_segment_is_timed_from_when_it_was_due_to_its_end_marker():
+    """Segment n is due n x 5 s into the load (which starts at 2000 ms on the test clock);
+    the wait behind the previous segment counts, as a player waits it too."""
+    segments = SegmentTimer(2000.0, 5.0)
+    segments.marker(0, "start", 2010.0)
+    segments.marker(0, "end", 3020.5)
+    segments.marker(1, "start", 8500.0)  # held back 1.5 s behind segment 0 or the queue
+    segments.marker(1, "end", 9000.0)
+    segments.marker(2, "start", 12010.0)  # its end never came
+    assert segments.rows() == [[0, 1.0205], [1, 2.0], [2, None]]
 
 
-def test_stray_and_repeated_burst_markers_change_nothing():
-    bursts = BurstTimer()
-    bursts.marker(3, "end", 100.0)  # an end without a start
-    bursts.marker(0, "start", 0.0)
-    bursts.marker(0, "start", 500.0)  # a repeated start keeps the first
-    bursts.marker(0, "end", 1000.0)
-    bursts.marker(0, "end", 4000.0)  # a repeated end keeps the first
-    bursts.marker(1, "middle", 10.0)
-    assert bursts.rows() == [[0, 1.0]]
+def test_stray_and_repeated_segment_markers_change_nothing():
+    segments = SegmentTimer(0.0, 5.0)
+    segments.marker(3, "end", 100.0)  # an end without a start
+    segments.marker(0, "start", 0.0)
+    segments.marker(0, "start", 500.0)
+    segments.marker(0, "end", 1000.0)
+    segments.marker(0, "end", 4000.0)  # a repeated end keeps the first
+    segments.marker(1, "middle", 10.0)
+    assert segments.rows() == [[0, 1.0]]
 
 
 # --- the server's answer ---
@@ -79,13 +83,14 @@ def _entry(persona, url="ws://127.0.0.1:1/ws/virtual-household/t?token=k"):
 
 def test_plans_come_from_the_servers_answer():
     plans = persona_plans({"personas": [_entry(p) for p in (streaming, gaming, updates)]})
-    assert [(p.name, p.bulk, p.bursty, p.tick_hz, p.up_bytes_per_tick) for p in plans] == [
-        ("streaming", False, True, 50, 250), ("gaming", False, False, 60, 1563), ("updates", True, False, 20, 12500)]
+    assert [(p.name, p.bulk, p.segment_seconds, p.tick_hz, p.up_bytes_per_tick) for p in plans] == [
+        ("streaming", False, 5.0, 50, 250), ("gaming", False, None, 60, 1563), ("updates", True, None, 20, 12500)]
 
 
 @pytest.mark.parametrize("change", [
     {"deadline_ms": 0}, {"deadline_ms": 60_000}, {"traffic": {"tick_hz": 0}}, {"name": None, "url": None},
     {"echo_copies": 0}, {"echo_copies": 50}, {"echo_copies": True}, {"echo_copies": "2"},
+    {"traffic": {"period_seconds": 0}}, {"traffic": {"period_seconds": 1e9}}, {"traffic": {"period_seconds": "x"}},
 ])
 def test_a_malformed_or_unbounded_persona_is_refused(change):
     entry = _entry(gaming)
@@ -99,9 +104,9 @@ def test_a_malformed_or_unbounded_persona_is_refused(change):
         persona_plans({"personas": [entry]})
 
 
-def test_only_gaming_sends_its_echoes_as_copies_and_a_persona_cannot_ask_for_too_many():
+def test_every_member_but_updates_echoes_on_connections_of_its_own_and_none_can_ask_for_too_many():
     plans = persona_plans({"personas": [_entry(p) for p in (streaming, gaming, video_call, updates)]})
-    assert {p.name: p.echo_copies for p in plans} == {"streaming": 1, "gaming": 3, "video": 1, "updates": 1}
+    assert {p.name: p.echo_copies for p in plans} == {"streaming": 2, "gaming": 3, "video": 3, "updates": 1}
     for copies in (0, MAX_ECHO_COPIES + 1):
         with pytest.raises(ValueError, match="echo_copies"):
             dataclasses.replace(gaming, echo_copies=copies)
@@ -385,18 +390,23 @@ def test_report_shows_the_household_grade_who_set_it_and_every_persona():
         "gaming": _samples(10, 190, 1.5),
         "video": _samples(10, 11, 2.5, interrupted=True),
         "updates": _samples(10, 40, 812),
-    })
+    }, 8.0)
     text = render_household({"result": result, "share_id": "abc"}, "https://test.example")
     lines = text.splitlines()
-    assert lines[0] == "Household Grade: F  (set by gaming: +180 ms at p95 while the household was busy)"
+    said = ("Game updates arrived up to 180 ms later than on an idle line while the household was busy "
+            "(95th percentile)")
+    assert lines[0] == f"Household Grade: F  (set by gaming: {said})"
     assert lines[1].startswith("Network fairness (Jain's index") and "1.00 over 2 personas" in lines[1]
     gaming_row = next(line for line in lines if line.startswith("  gaming "))
     assert "F" in gaming_row and "+180.00 ms" in gaming_row and "0.0%" in gaming_row
     assert "1.5 Mbit/s / 1.5 Mbit/s" in gaming_row
     streaming_row = next(line for line in lines if line.startswith("  streaming "))
-    assert "2 of 2 completed, median 1.21 s, slowest 1.40 s" in streaming_row
+    assert "2 of 2 on time, slowest 1.4 of 5 s" in streaming_row
     assert "interrupted" in next(line for line in lines if line.startswith("  video "))
-    assert "812.0 Mbit/s / 50.0 Mbit/s" in next(line for line in lines if line.startswith("  updates "))
-    assert "  gaming (Alex, competitive gaming): +180 ms at p95 while the household was busy" in lines
+    updates_row = next(line for line in lines if line.startswith("  updates "))
+    assert "812.0 Mbit/s / 50.0 Mbit/s" in updates_row and "+30.00 ms" not in updates_row
+    assert f"  gaming (Alex, competitive gaming): {said}." in lines
+    assert ("  streaming (Jake, HD streaming): All 2 video segments arrived in time: the slowest took 1.4 s "
+            "of the 5 s it had.") in lines
     assert "Interrupted (not graded): video" in lines
     assert lines[-1] == "Share: https://test.example/r/abc"
