@@ -1,7 +1,7 @@
 """``lqos-bufferbloat-test URL [--mode household] [--json] [--short] [--cafile PATH]``: the test from a terminal.
 
-Runs the same single-user test as the browser (DESIGN section 4), or with
-``--mode household`` the virtual household (section 5), against a server at
+Runs the same single-user test as the browser, or with ``--mode household``
+the virtual household (both in docs/PROTOCOL.md), against a server at
 URL and prints the result the server computed.  Exit codes:
 0 a result was printed; 1 the test failed (server gone, network failure,
 bad answer), with one line on stderr and no grade; 2 the server refused

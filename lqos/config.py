@@ -83,7 +83,7 @@ class Config:
     max_concurrent_tests_per_ip: int = 2
     max_tests_per_hour_per_ip: int = 30
     max_concurrent_tests: int = 200
-    # Open connections to the main port (DESIGN 10): per client address (a
+    # Open connections to the main port: per client address (a
     # trusted proxy is exempt) and in all; beyond them a connection gets 503.
     max_connections_per_ip: int = 128
     max_connections: int = 10000

@@ -4,7 +4,7 @@ Pure logic (no I/O): the server calls ``compute_result`` with the samples the
 client uploaded and stores/returns the dict it gets.  Grading lives here and
 only here; the browser and the CLI client show what this computed.
 
-The contract is DESIGN.md section 6:
+The rules (docs/PROTOCOL.md, "The result"):
 - baseline = median RTT of the baseline phase;
 - each loaded phase (download, upload, bidirectional; warm-ups excluded) gets
   percentiles, mean, jitter, loss and latency increase = p50 - baseline, and
@@ -476,8 +476,8 @@ def aim_inputs(probes: Sequence[ProbeSample], baseline: dict, phases: dict[str, 
       latency) - unloaded latency; we take the highest p50 of our graded
       loaded phases, bidirectional included, minus the baseline;
     - download / upload: the download phase's and upload phase's median
-      window throughput (Cloudflare uses its 90th percentile; DESIGN.md
-      asks for the median everywhere).
+      window throughput (Cloudflare uses its 90th percentile; we take the
+      median everywhere, as every other throughput figure here does).
     """
     counted = [p for p in probes if p.phase == BASELINE_PHASE or p.phase in LOADED_PHASES]
     graded = {name: phase for name, phase in phases.items() if phase["grade"] is not None}

@@ -70,7 +70,7 @@ def send_small_messages_at_once(transport) -> bool:
     return True
 
 
-# --- bounds on connections (DESIGN 10), for any port that serves HTTP ---
+# --- bounds on connections, for any port that serves HTTP ---
 
 
 def connection_guard(transport) -> "ConnectionGuard | None":

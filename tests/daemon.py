@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -22,18 +23,36 @@ TWISTD = Path(sys.executable).parent / "twistd"
 CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "upload")
 
 
+# Ports for the daemons tests start.  Each pytest-xdist worker takes its own
+# block below the kernel's ephemeral range (32768 and up): the load workers
+# listen with SO_REUSEPORT, so a port another worker's daemon also took would
+# not fail to bind but silently share its connections between two daemons.
+_PORT_BLOCK = 2000
+_FIRST_PORT = 20000
+_next_port = itertools.count()
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3" for the fourth worker
+    return int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out, released for the daemon to take."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Ports free now in this worker's block, each handed out once per process, for a daemon to take."""
+    base = _FIRST_PORT + _worker_index() * _PORT_BLOCK
+    ports: list[int] = []
+    while len(ports) < count:
+        offset = next(_next_port)
+        if offset >= _PORT_BLOCK:
+            raise RuntimeError(f"this test process used up its {_PORT_BLOCK} ports from {base}")
+        port = base + offset
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 def pid_alive(pid: int) -> bool:

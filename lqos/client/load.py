@@ -4,7 +4,7 @@
   only counts bytes as they arrive (no buffering, no parsing).
 - An upload stream is a ``POST upload_url`` whose body producer writes one
   reused random block under the transport's flow control.
-- Upload throughput is what the *server* says it received (DESIGN 4.6):
+- Upload throughput is what the *server* says it received:
   ``progress_url`` is polled on every window boundary and its
   ``upload_bytes``, read between samples, gives each window's bytes.
 - A :class:`StreamPool` keeps N streams of one kind open and opens a new one

@@ -1,7 +1,7 @@
 """The latency probe in a child process of its own, and the parent's end of its pipe.
 
-DESIGN section 3: latency is never measured through an event loop that is
-busy pushing bulk data.  The CLI's loop moves gigabits per second, so the
+Latency is never measured through an event loop that is busy pushing bulk
+data.  The CLI's loop moves gigabits per second, so the
 probe runs in ``python -m lqos.client.prober``, whose reactor does nothing
 else.  Both processes share the test clock through ``time.monotonic()``.
 

@@ -1,4 +1,4 @@
-"""One whole single-user test, on the wire as DESIGN section 4 describes it.
+"""One whole single-user test, on the wire as docs/PROTOCOL.md describes it.
 
 ``start_test`` opens the session; ``run_test`` runs the probe for the whole
 schedule and the load phase by phase; ``submit`` hands the raw samples to

@@ -60,7 +60,7 @@ def throughput_rows(bytes_of: Callable[[int], int], direction: str, schedule: Sc
 
 
 def should_add_stream(streams: int, previous_rate: float | None, rate: float) -> bool:
-    """DESIGN 4.4: add a stream while throughput still grows by more than 5%, up to 16.
+    """Add a stream while throughput still grows by more than 5%, up to 16.
 
     *previous_rate* is the rate of the step before (None for the first step,
     which always grows: from nothing to something).

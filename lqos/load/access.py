@@ -67,7 +67,7 @@ class StreamSlot:
     """One of the session's concurrent streams; releasing twice is harmless.
 
     Counting streams in the session bounds how many connections one token can
-    hold open at once (DESIGN 10), whatever the transport.
+    hold open at once, whatever the transport.
     """
 
     def __init__(self, session: LoadSession, limit: int):

@@ -1,4 +1,4 @@
-"""Bounds on the load endpoints (DESIGN 10), in one place with their units.
+"""Bounds on the load endpoints (docs/PROTOCOL.md, "Load"), in one place with their units.
 
 They are a frozen dataclass rather than module constants so that a test, a
 benchmark or, later, an operator setting can pass other values without
@@ -34,7 +34,7 @@ class LoadLimits:
     # Each load worker counts what it received, so with N workers a test can
     # send at most N times this.
     upload_bytes_per_test: int = 64 * GiB
-    # 16 download plus 16 upload streams in the bidirectional phase (DESIGN 4.4).
+    # 16 download plus 16 upload streams in the bidirectional phase.
     # Per worker too: the kernel spreads a test's connections over the workers
     # by hash, so a smaller share per worker could refuse a legitimate stream.
     streams_per_test: int = 32

@@ -45,6 +45,7 @@ def stored_record(browser) -> dict:
     return shared_record(browser.daemon, share_id)
 
 
+@pytest.mark.alone  # A or A+ holds while Firefox has the cores to itself, as it would on a customer's machine
 def test_a_short_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
     firefox.daemon = sponsored_daemon
     record = run_to_result(firefox, sponsored_daemon.url + "/?schedule=short")

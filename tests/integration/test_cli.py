@@ -89,7 +89,7 @@ def test_a_server_killed_mid_test_ends_it_with_an_error_and_no_grade(daemon):
     started = time.monotonic()
     cli = subprocess.Popen([str(CLI), daemon.url, "--short"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
-    time.sleep(4.5)  # into the download phases of the short schedule
+    time.sleep(4.5)  # into the upload phase of the short schedule (4 to 7 s)
     daemon.process.kill()
     out, err = cli.communicate(timeout=30)
     assert cli.returncode == 1

@@ -43,7 +43,7 @@ def test_probe_killed_mid_test_fails_that_test_cleanly_and_the_next_completes(da
     old_pid = daemon.child_pids()["probe"]
     cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # into the download phases
+    time.sleep(4.0)  # into the upload phase of the short schedule (4 to 7 s)
     os.kill(old_pid, signal.SIGKILL)
     out, err = cli.communicate(timeout=60)
     assert cli.returncode == 1 and out == ""
@@ -125,7 +125,7 @@ def test_load_workers_killed_mid_test_fail_that_test_cleanly_and_come_back(daemo
     assert len(old_pids) >= 1
     cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # into the download phases
+    time.sleep(4.0)  # into the upload phase of the short schedule (4 to 7 s)
     for pid in old_pids.values():
         os.kill(pid, signal.SIGKILL)
     out, err = cli.communicate(timeout=60)

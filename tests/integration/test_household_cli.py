@@ -46,7 +46,8 @@ def assert_latency_scored(score: dict) -> None:
     assert score["grade"] in GRADES, score
     assert all(latency[figure] is not None for figure in LATENCY_FIGURES), latency
     assert latency["baseline_samples"] >= 15  # 20 pings in the 2 s baseline
-    assert latency["sent"] >= 75 and latency["samples"] >= 60  # 80 in the 8 s load
+    # 80 in the 8 s load; a busy machine may slip a tick or two, but not a second's worth.
+    assert latency["sent"] >= 70 and latency["samples"] >= 60
     assert score["reason"].startswith(f"{score['name']}: ")
 
 

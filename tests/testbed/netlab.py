@@ -22,6 +22,7 @@ namespace is deleted on exit, even when the test fails.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import itertools
 import os
@@ -250,19 +251,24 @@ class Testbed:
             run(f"ip rule add iif {arrives_on} lookup {table} priority {table}", self.router)
 
     def _use_cubic_and_big_buffers(self) -> None:
+        # The allowed list is the host's, shared by every testbed: beds built
+        # side by side take turns, or one could put the list back while
+        # another is choosing cubic from it.
         allowed_path = Path("/proc/sys/net/ipv4/tcp_allowed_congestion_control")
-        allowed = allowed_path.read_text().split()
-        if "cubic" not in allowed:
-            allowed_path.write_text(" ".join(allowed + ["cubic"]))
-        try:
-            for namespace in (self.client, self.server):
-                run("sysctl -qw net.ipv4.tcp_congestion_control=cubic", namespace)
-                buffers = f"4096 131072 {BIG_SOCKET_BUFFER}"
-                run(f"sysctl -qw net.ipv4.tcp_wmem={shlex.quote(buffers)}", namespace)
-                run(f"sysctl -qw net.ipv4.tcp_rmem={shlex.quote(buffers)}", namespace)
-        finally:
+        with open(Path(tempfile.gettempdir()) / f"lqos-bufferbloat-testbed-{os.geteuid()}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            allowed = allowed_path.read_text().split()
             if "cubic" not in allowed:
-                allowed_path.write_text(" ".join(allowed))
+                allowed_path.write_text(" ".join(allowed + ["cubic"]))
+            try:
+                for namespace in (self.client, self.server):
+                    run("sysctl -qw net.ipv4.tcp_congestion_control=cubic", namespace)
+                    buffers = f"4096 131072 {BIG_SOCKET_BUFFER}"
+                    run(f"sysctl -qw net.ipv4.tcp_wmem={shlex.quote(buffers)}", namespace)
+                    run(f"sysctl -qw net.ipv4.tcp_rmem={shlex.quote(buffers)}", namespace)
+            finally:
+                if "cubic" not in allowed:
+                    allowed_path.write_text(" ".join(allowed))
 
     def popen(self, namespace: str, argv: list[str], **kwargs) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", namespace, *argv], **kwargs)

@@ -11,6 +11,12 @@ import pytest
 from accuracy import GIGABIT_FIBRE, HOUSEHOLD_SCENARIOS, format_household, format_report, measure_household, measure_scenario
 from netlab import Link, kernel_can_emulate
 
+# Every test here holds a client to ping and iperf3 on an emulated link.
+# `make test` runs them after the tests that load the cores: the links below
+# 100 Mbit/s side by side (marker `testbed`), the gigabit one alone.
+pytestmark = pytest.mark.testbed
+
+
 # Chosen so every phase's true increase sits well inside one grade (D for the
 # bloated link, A for the managed one): a scenario whose truth lies on a grade
 # boundary would make "the same grade" a coin toss, whatever the accuracy.
@@ -19,58 +25,56 @@ SCENARIOS = {
     "managed": Link.with_queue_delay("50/10 shallow", 50, 10, 12),
 }
 
-
-@pytest.fixture(scope="module", params=sorted(SCENARIOS))
-def reports(request):
+def require_the_testbed() -> None:
     reason = kernel_can_emulate()
     if reason:
         pytest.fail(f"the accuracy testbed cannot run here: {reason}")
-    measured = measure_scenario(SCENARIOS[request.param], "short", ("cli", "chromium"))
-    print("\n" + format_report(measured))
-    return measured
 
 
-def test_latency_increase_matches_ping_in_the_same_phase(reports):
-    for report in reports:
-        for phase in report.phases:
-            assert phase.latency_ok(), (f"{report.client} {phase.phase}: test {phase.measured_increase_ms} ms, "
-                                        f"ping {phase.truth_increase_ms:.1f} ms\n{format_report(reports)}")
+def disagreements(report) -> list[str]:
+    """How one client's test differs from ping and iperf3 on its link, one line each; none when it agrees.
 
-
-def test_grades_equal_the_grade_of_the_ground_truth(reports):
-    for report in reports:
-        assert [p.measured_grade for p in report.phases] == [p.truth_grade for p in report.phases], \
-            format_report(reports)
-        assert report.overall_measured == report.overall_truth
-
-
-def test_throughput_matches_iperf3_in_each_direction(reports):
-    """Download and upload phases.  The bidirectional phase's split is reported only.
-
-    Upload before download (lqos/sessions.py) brought the deep links' downloads in
-    that phase from 10-94% of the reference to 89-101% in `make accuracy`.  On the
-    shallow links the split is not stable enough for a 10% bound: the reference
-    itself (four iperf3 flows each way), run twice back to back on the same 10/2
-    8 ms link, gave the download 5.4 and 7.2 Mbit/s, and 6.6 and 7.6 on a second
-    bed, while the CLI test measured 5.5 and 5.8 with the same four and four flows.
-    On 50/10 and 200/20 shallow that check put the CLI within 10% of both reference
-    runs; in the matrix run 50/10 shallow was outside for both clients and 200/20
-    shallow for the browser.
+    - its latency rise is within max(5 ms, 10%) of ping's in the same phase,
+      and its grades (each phase, overall) are those of ping's rise;
+    - its download and upload throughput are within 10% of iperf3 -P 4's
+      goodput.  The bidirectional split is reported only: upload before
+      download (lqos/sessions.py) brought the deep links' downloads there
+      from 10-94% of the reference to 89-101% in `make accuracy`, but on the
+      shallow links the reference does not hold it steady (four iperf3 flows
+      each way, run twice back to back on one 10/2 8 ms link: 5.4 and 7.2
+      Mbit/s of download);
+    - its load fills the buffer as four bulk flows do (ping's rise in the
+      test's phase at least 0.6 of that under iperf3, where iperf3 shows
+      bloat): a load too light would hide the link's bloat.
     """
-    for report in reports:
-        for phase in report.phases:
-            if phase.phase != "bidirectional":
-                assert phase.throughput_ok(), f"{report.client} {phase.phase}\n{format_report(reports)}"
+    found = []
+    for phase in report.phases:
+        where = f"{report.client} {phase.phase}"
+        if not phase.latency_ok():
+            found.append(f"{where}: test +{phase.measured_increase_ms} ms, ping +{phase.truth_increase_ms:.1f} ms")
+        if phase.measured_grade != phase.truth_grade:
+            found.append(f"{where}: grade {phase.measured_grade}, ping's {phase.truth_grade}")
+        if phase.phase != "bidirectional" and not phase.throughput_ok():
+            found.append(f"{where}: throughput {phase.measured_mbit} against iperf3's {phase.truth_goodput_mbit}")
+        if phase.bulk_increase_ms > 50 and phase.truth_increase_ms < 0.6 * phase.bulk_increase_ms:
+            found.append(f"{where}: the load raised ping {phase.truth_increase_ms:.1f} ms, "
+                         f"four bulk flows {phase.bulk_increase_ms:.1f} ms")
+    if report.overall_measured != report.overall_truth:
+        found.append(f"{report.client} overall: {report.overall_measured}, ping's {report.overall_truth}")
+    return found
 
 
-def test_the_load_fills_the_buffer_like_four_bulk_flows(reports):
-    """The second way a test can be wrong: a load too light to show the link's bloat."""
-    for report in reports:
-        for phase in report.phases:
-            if phase.bulk_increase_ms > 50:
-                assert phase.truth_increase_ms >= 0.6 * phase.bulk_increase_ms, format_report(reports)
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_cli_and_the_page_agree_with_ping_and_iperf3(scenario):
+    require_the_testbed()
+    reports = measure_scenario(SCENARIOS[scenario], "short", ("cli", "chromium"))
+    table = format_report(reports)
+    print("\n" + table)
+    found = [line for report in reports for line in disagreements(report)]
+    assert not found, "\n".join(found) + "\n" + table
 
 
+@pytest.mark.alone  # both directions at 1 Gbit/s keep the two cores busy on their own
 def test_a_gigabit_fibre_line_grades_a_plus_with_the_line_full():
     """1000/1000 Mbit/s, 250 kB FIFO each way, tbf alone: four iperf3 flows raise ping
     by under a millisecond.  The CLI and the page in Chromium (driven bare, as a
@@ -82,9 +86,7 @@ def test_a_gigabit_fibre_line_grades_a_plus_with_the_line_full():
     goodput rather than 90%: CI runs it on the same two shared cores as
     everything else, and Chromium then read 841 of 944 Mbit/s (89%) in one run.
     `make accuracy` keeps the 90% bound, and Firefox is there too."""
-    reason = kernel_can_emulate()
-    if reason:
-        pytest.fail(f"the accuracy testbed cannot run here: {reason}")
+    require_the_testbed()
     reports = measure_scenario(GIGABIT_FIBRE, "short", ("cli", "chromium"))
     print("\n" + format_report(reports))
     for report in reports:

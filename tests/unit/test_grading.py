@@ -89,7 +89,7 @@ def test_is_worse():
     assert not is_worse("C", "C")
 
 
-# --- grade for an increase: the DESIGN.md table and its boundaries --------
+# --- grade for an increase: the grade table and its boundaries ------------
 
 
 @pytest.mark.parametrize(
