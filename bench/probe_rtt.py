@@ -6,7 +6,8 @@
 Without --url it starts its own daemon on free loopback ports.  Prints the
 median, p90, p99 and max of the WebSocket echo round trip, timed on the
 client with perf_counter around send and receive, as the browser does with
-performance.now().  With --under-load it measures idle first, then again
+performance.now(), and beside it the server's own timing of the Ping it
+sends behind each echo (``server_rtt_ms``, which the grade uses).  With --under-load it measures idle first, then again
 while client processes (bench/throughput.py's) saturate /download and
 /upload with --streams streams each.  Those load clients run at
 --client-nice (default 10): they stand for the customers' machines, which in
@@ -32,16 +33,18 @@ from daemon import start_daemon  # noqa: E402  (the test suite's launcher, reuse
 from throughput import api, client_path, counted_bytes  # noqa: E402
 
 
-def measure(url: str, probes: int, interval: float) -> list[float]:
-    rtts = []
+def measure(url: str, probes: int, interval: float) -> tuple[list[float], list[float]]:
+    """The client's timing of each echo, and the server's timing of the Ping behind it."""
+    rtts, server_rtts = [], []
     with connect(url, compression=None) as ws:
         for seq in range(probes):
             sent = time.perf_counter()
             ws.send(json.dumps({"seq": seq, "t": sent * 1000}))
             ws.recv(timeout=2)
             rtts.append((time.perf_counter() - sent) * 1000)
+            server_rtts.append(json.loads(ws.recv(timeout=2))["server_rtt_ms"])
             time.sleep(interval)
-    return rtts
+    return rtts, server_rtts
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -49,9 +52,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def report(label: str, rtts: list[float]) -> None:
-    print(f"{label}: n={len(rtts)} median={statistics.median(rtts):.3f} ms "
-          f"p90={percentile(rtts, 90):.3f} ms p99={percentile(rtts, 99):.3f} ms max={max(rtts):.3f} ms")
+def report(label: str, timings: tuple[list[float], list[float]]) -> None:
+    print(f"{label}:")
+    for timed_by, rtts in zip(("client", "server"), timings):
+        print(f"  timed by the {timed_by}: n={len(rtts)} median={statistics.median(rtts):.3f} ms "
+              f"p90={percentile(rtts, 90):.3f} ms p99={percentile(rtts, 99):.3f} ms max={max(rtts):.3f} ms")
 
 
 def start_load(daemon, streams: int, seconds: float, nice: int) -> tuple[list, list]:

@@ -168,14 +168,21 @@ def _require_finite(name: str, value: object) -> None:
 class ProbeSample:
     """One latency probe: when it was sent, in which phase, and its RTT.
 
-    ``rtt_ms`` is None when no reply came in time: a lost probe counts as
-    loss and is never turned into a round-trip time.
+    ``rtt_ms`` is the client's own timing of the echo; None when no echo came
+    in time: a lost probe counts as loss and is never turned into a
+    round-trip time.  ``server_rtt_ms`` is the server's timing of a WebSocket
+    Ping sent right behind the echo, which the client's network stack
+    answers itself.  Both cross the same network; the client's also holds
+    however long the client took to hand the echo to its script, which in a
+    browser loading a gigabit line was 10 ms and more (Firefox).  So the
+    grade uses the server's timing where there is one.
     """
 
     seq: int
     phase: str
     sent_ms: float
     rtt_ms: float | None
+    server_rtt_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:
@@ -186,10 +193,19 @@ class ProbeSample:
             _require_finite("probe rtt_ms", self.rtt_ms)
             if self.rtt_ms < 0:
                 raise ValueError(f"probe rtt_ms must not be negative, got {self.rtt_ms!r}")
+        if self.server_rtt_ms is not None:
+            _require_finite("probe server_rtt_ms", self.server_rtt_ms)
+            if self.server_rtt_ms < 0 or self.rtt_ms is None:
+                raise ValueError("probe server_rtt_ms must be non-negative, and only on an answered probe")
 
     @property
     def lost(self) -> bool:
         return self.rtt_ms is None
+
+    @property
+    def graded_rtt_ms(self) -> float | None:
+        """The round trip the grade uses: the server's timing, else the client's; None if lost."""
+        return self.rtt_ms if self.server_rtt_ms is None else self.server_rtt_ms
 
 
 @dataclass(frozen=True)
@@ -274,7 +290,7 @@ class ReliabilityLimits:
 def rtts_in_phase(probes: Iterable[ProbeSample], phase: str) -> list[float | None]:
     """The phase's RTTs (None = lost) in probe order, so jitter compares neighbours."""
     in_phase = sorted((p for p in probes if p.phase == phase), key=lambda p: p.seq)
-    return [p.rtt_ms for p in in_phase]
+    return [p.graded_rtt_ms for p in in_phase]
 
 
 def latency_figures(rtts: Sequence[float | None]) -> dict:
@@ -291,6 +307,19 @@ def latency_figures(rtts: Sequence[float | None]) -> dict:
     figures["mean_ms"] = stats.mean(values) if values else None
     figures["jitter_ms"] = stats.jitter(values) if len(values) >= 2 else None
     return figures
+
+
+def client_delay(probes: Iterable[ProbeSample], phase: str) -> dict:
+    """How many of a phase's probes the server timed, and how much later the client saw them.
+
+    ``client_delay_p50_ms`` is the median of the client's RTT minus the
+    server's over the probes that have both: the time the client itself
+    added (a browser's busy content process, a starved CLI).  It is shown,
+    not graded; None when the server timed none.
+    """
+    both = [p.rtt_ms - p.server_rtt_ms for p in probes
+            if p.phase == phase and p.rtt_ms is not None and p.server_rtt_ms is not None]
+    return {"server_timed": len(both), "client_delay_p50_ms": stats.median(both) if both else None}
 
 
 def throughput_figure(windows: Iterable[ThroughputWindow], phase: str, direction: str) -> dict:
@@ -402,6 +431,7 @@ def summarise_baseline(probes: Sequence[ProbeSample], limits: ReliabilityLimits)
         "sent": figures["sent"],
         "lost": figures["lost"],
         "loss_percent": figures["loss_percent"],
+        **client_delay(probes, BASELINE_PHASE),
         **_reliability(problems),
     }
 
@@ -429,6 +459,7 @@ def summarise_loaded_phase(
     keeping_up = client_keeping_up(phase, probes, windows, lags)
     return {
         **figures,
+        **client_delay(probes, phase),
         "latency_increase_ms": increase,
         "throughput_mbps": throughput,
         "grade": grade_for_increase(increase, thresholds) if gradable else None,

@@ -3,7 +3,7 @@
 A result submission is JSON::
 
     {"token": "...",
-     "probes": [[seq, phase, sent_ms, rtt_ms_or_null], ...],
+     "probes": [[seq, phase, sent_ms, rtt_ms_or_null, server_rtt_ms_or_null], ...],
      "throughput": [[phase, start_ms, "down" | "up", bytes], ...],
      "streams": {"download": N, "upload": N},
      "lag": [[start_ms, lag_ms], ...]}          optional: the client's timer lag per window
@@ -98,20 +98,27 @@ def _number_in(value: object, low: float, high: float, what: str) -> float:
 
 
 def _probes(value: object, duration_ms: float) -> tuple[ProbeSample, ...]:
-    rows = _ping_rows(value, "probes", duration_ms, PHASES, PROBE_TIMEOUT_MS)
+    rows = _ping_rows(value, "probes", duration_ms, PHASES, PROBE_TIMEOUT_MS, server_timed=True)
     return tuple(ProbeSample(*row) for row in rows)
 
 
 def _ping_rows(value: object, what: str, duration_ms: float, phases: tuple[str, ...],
-               max_rtt_ms: float) -> tuple[tuple[int, str, float, float | None], ...]:
-    """``[seq, phase, sent_ms, rtt_ms | null]`` rows: seq unique, phase known, times in range."""
+               max_rtt_ms: float, server_timed: bool = False) -> tuple[tuple, ...]:
+    """``[seq, phase, sent_ms, rtt_ms | null]`` rows: seq unique, phase known, times in range.
+
+    With *server_timed*, a row may carry a fifth item, the server's timing of
+    the same round trip (``server_rtt_ms``, null when none came); a row of
+    four, as clients before it send, reads as null there.
+    """
     max_rows = int(duration_ms / PROBE_INTERVAL_MS * 1.5) + 50
+    widths = (4, 5) if server_timed else (4,)
+    shape = "[seq, phase, sent_ms, rtt_ms" + (", server_rtt_ms]" if server_timed else "]")
     rows, seen = [], set()
     for index, item in enumerate(_list(value, what, max_rows)):
         where = f"{what}[{index}]"
-        if not isinstance(item, list) or len(item) != 4:
-            raise SubmissionError(f"{where} must be [seq, phase, sent_ms, rtt_ms]")
-        seq, phase, sent_ms, rtt_ms = item
+        if not isinstance(item, list) or len(item) not in widths:
+            raise SubmissionError(f"{where} must be {shape}")
+        seq, phase, sent_ms, rtt_ms = item[:4]
         if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 10 * max_rows:
             raise SubmissionError(f"{where}: seq must be a whole number 0..{10 * max_rows}")
         if seq in seen:
@@ -121,7 +128,15 @@ def _ping_rows(value: object, what: str, duration_ms: float, phases: tuple[str, 
             raise SubmissionError(f"{where}: unknown phase {str(phase)[:40]!r}")
         sent = _number_in(sent_ms, 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: sent_ms")
         rtt = None if rtt_ms is None else _number_in(rtt_ms, 0, max_rtt_ms, f"{where}: rtt_ms")
-        rows.append((seq, phase, sent, rtt))
+        if not server_timed:
+            rows.append((seq, phase, sent, rtt))
+            continue
+        server_rtt_ms = item[4] if len(item) == 5 else None
+        server_rtt = None if server_rtt_ms is None else _number_in(
+            server_rtt_ms, 0, max_rtt_ms, f"{where}: server_rtt_ms")
+        if rtt is None and server_rtt is not None:
+            raise SubmissionError(f"{where}: a lost probe (rtt_ms null) has no server_rtt_ms")
+        rows.append((seq, phase, sent, rtt, server_rtt))
     return tuple(rows)
 
 

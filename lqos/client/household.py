@@ -205,7 +205,7 @@ class PersonaMember:
         self._block = block
         self._ceiling: RateCeiling | None = None
         load = schedule.span("load")
-        self.pings = ProbeLog(timeout_ms=plan.deadline_ms)
+        self.pings = ProbeLog(timeout_ms=plan.deadline_ms, server_timed=False)
         self.down = DownWindows(load.start_ms, (load.end_ms - load.start_ms) / 1000.0)
         self.up_acks: list[list] = []
         self.segments = SegmentTimer(load.start_ms, plan.segment_seconds or 1.0)

@@ -1,8 +1,9 @@
 """The latency probe: a WebSocket echo every 100 ms, every probe accounted for.
 
 The probe sends ``{"seq": n, "t": ms}`` (``t`` on the test clock) and the
-server echoes it unchanged; RTT = receive time - send time.  A probe with no
-answer within 2 s is lost: it stays in the log with ``rtt = None``, never
+server echoes it unchanged; RTT = receive time - send time.  The server then
+times a WebSocket Ping behind the echo and reports that round trip, which
+the row keeps beside the client's own.  A probe with no answer within 2 s is lost: it stays in the log with ``rtt = None``, never
 with an invented round-trip time.  Each probe carries the phase it was sent
 in.  This module is the probe itself; ``lqos.client.prober`` runs it in a
 child process of its own.
@@ -35,42 +36,66 @@ PROBE_CONNECTIONS = 4
 
 
 class ProbeLog:
-    """Every probe sent, its phase, send time and RTT (None: unanswered or lost)."""
+    """Every probe sent: its phase, send time, RTT, and the server's timing of it.
 
-    def __init__(self, timeout_ms: float = PROBE_TIMEOUT_MS):
+    A probe is settled once its echo is lost (no echo within the timeout:
+    RTT None), or once the server's report of the round trip it timed has
+    come, or when no report came within the timeout after the echo (the
+    server's figure stays None and the grade uses the client's).  A log that
+    is not *server_timed* (the household's echoes, which no server times)
+    settles a probe at its echo and keeps four columns.
+    """
+
+    def __init__(self, timeout_ms: float = PROBE_TIMEOUT_MS, server_timed: bool = True):
         self.timeout_ms = timeout_ms
+        self.server_timed = server_timed
         self._rows: dict[int, list] = {}
-        self._pending: dict[int, float] = {}
+        self._awaiting_echo: dict[int, float] = {}    # seq -> sent_ms
+        self._awaiting_report: dict[int, float] = {}  # seq -> echo received_ms
 
     def sent(self, seq: int, phase: str, sent_ms: float) -> None:
-        self._rows[seq] = [seq, phase, round(sent_ms, 3), None]
-        self._pending[seq] = sent_ms
+        self._rows[seq] = [seq, phase, round(sent_ms, 3), None] + ([None] if self.server_timed else [])
+        self._awaiting_echo[seq] = sent_ms
 
     def answered(self, seq: int, received_ms: float) -> float | None:
-        """Record the reply to *seq*; its RTT, or None if unknown, repeated or too late."""
-        sent_ms = self._pending.pop(seq, None)
+        """Record the echo of *seq*; its RTT, or None if unknown, repeated or too late."""
+        sent_ms = self._awaiting_echo.pop(seq, None)
         if sent_ms is None:
             return None
         rtt = received_ms - sent_ms
         if rtt > self.timeout_ms:
             return None
         self._rows[seq][3] = round(max(rtt, 0.0), 3)
+        if self.server_timed:
+            self._awaiting_report[seq] = received_ms
         return rtt
 
+    def reported(self, seq: int, server_rtt_ms: object) -> None:
+        """Record the server's timing of *seq*'s round trip (ignored unless awaited and sane)."""
+        if self._awaiting_report.pop(seq, None) is None:
+            return
+        if isinstance(server_rtt_ms, (int, float)) and not isinstance(server_rtt_ms, bool) \
+                and 0 <= server_rtt_ms < self.timeout_ms:
+            self._rows[seq][4] = round(float(server_rtt_ms), 3)
+
     def expire(self, now_ms: float) -> None:
-        """Give up on the probes sent more than the timeout ago: they are lost."""
-        for seq in [s for s, sent in self._pending.items() if now_ms - sent >= self.timeout_ms]:
-            del self._pending[seq]
+        """Settle the probes that waited the timeout for their echo (lost) or their report."""
+        for seq in [s for s, sent in self._awaiting_echo.items() if now_ms - sent >= self.timeout_ms]:
+            del self._awaiting_echo[seq]
+        for seq in [s for s, echo in self._awaiting_report.items() if now_ms - echo >= self.timeout_ms]:
+            del self._awaiting_report[seq]
 
     def expire_all(self) -> None:
-        self._pending.clear()
+        self._awaiting_echo.clear()
+        self._awaiting_report.clear()
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._awaiting_echo) + len(self._awaiting_report)
 
     def rows(self) -> list[list]:
-        """``[seq, phase, sent_ms, rtt_ms | None]`` in send order."""
+        """``[seq, phase, sent_ms, rtt_ms | None, server_rtt_ms | None]`` in send order
+        (without the last column when not server-timed)."""
         return [self._rows[seq] for seq in sorted(self._rows)]
 
 
@@ -179,11 +204,15 @@ class Prober:
     def _on_message(self, payload: bytes) -> None:
         received = self._clock.now_ms()
         try:
-            seq = json.loads(payload)["seq"]
+            message = json.loads(payload)
+            seq = message["seq"]
         except (ValueError, KeyError, TypeError):
             return
         if isinstance(seq, int):
-            self.log.answered(seq, received)
+            if "server_rtt_ms" in message:
+                self.log.reported(seq, message["server_rtt_ms"])
+            else:
+                self.log.answered(seq, received)
         if not self._sending and self.log.pending == 0:
             self._finish()
 

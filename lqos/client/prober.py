@@ -116,6 +116,7 @@ class ChildProber(protocol.ProcessProtocol):
         self._finished = defer.Deferred()
         self._ended = False
         self._aborted = False
+        self._started = False
         argv = [sys.executable, "-m", "lqos.client.prober"] + (["--cafile", cafile] if cafile else [])
         reactor.spawnProcess(self, sys.executable, argv, env=_child_environment())
 
@@ -124,6 +125,7 @@ class ChildProber(protocol.ProcessProtocol):
         return self._ready
 
     def start(self, clock: TestClock, schedule: Schedule) -> defer.Deferred:
+        self._started = True
         self._send({"cmd": "start", "origin": clock.origin, "phases": schedule.as_list()})
         return self._finished
 
@@ -164,11 +166,17 @@ class ChildProber(protocol.ProcessProtocol):
             self._fail(str(event.get("message")))
 
     def _fail(self, message: str) -> None:
+        """Fail what the caller waits on: the connection, or once started, the probe rows.
+
+        Only one of the two: a ``finished`` the caller never received (the
+        probe could not even connect) would be logged as an unhandled error
+        after the CLI had already said what went wrong.
+        """
         if self._aborted:
             return
-        for d in (self._ready, self._finished):
-            if not d.called:
-                d.errback(ClientError(message))
+        waiting = self._finished if self._started else self._ready
+        if not waiting.called:
+            waiting.errback(ClientError(message))
 
     def processEnded(self, reason) -> None:
         self._ended = True

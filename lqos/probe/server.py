@@ -2,7 +2,13 @@
 
 The browser sends ``{"seq": N, "t": T}`` every 100 ms and times the echo
 itself; the server adds nothing to the message, so the round trip contains
-no server clock.  Every connection is bounded: message size, message rate,
+no server clock.  Right after each echo the server also sends a WebSocket
+Ping on the same connection and times its Pong, which the client's network
+stack answers without waiting for the page: the same path through the
+network, without the time a busy browser takes to hand a message to its
+script.  The server tells the client that round trip
+(``{"seq": N, "server_rtt_ms": X}``) and the client submits both; the grade
+uses the server's.  Every connection is bounded: message size, message rate,
 idle time and lifetime.  A client that breaks a bound loses its own
 connection, nobody else's.  The HTTP side is bounded too: a request's line
 and headers must arrive within ``HEAD_SECONDS`` (a byte-by-byte trickle
@@ -13,6 +19,7 @@ body (Twisted would spool any size of it to a temporary file).
 from __future__ import annotations
 
 import json
+import time
 from io import BytesIO
 
 from autobahn.twisted.resource import WebSocketResource
@@ -32,6 +39,9 @@ MINUTES = 60 * SECONDS
 MAX_PROBE_BYTES = 256
 PROBES_PER_SECOND = 50
 PROBE_BURST = 50
+# Pings whose Pong has not come back yet; the oldest is forgotten beyond this
+# (50 probes a second, each timed for at most the clients' 2 s timeout).
+MAX_PINGS_IN_FLIGHT = 128
 IDLE_TIMEOUT = 30 * SECONDS
 MAX_CONNECTION_LIFETIME = 15 * MINUTES
 HTTP_TIMEOUT = 30 * SECONDS
@@ -76,6 +86,8 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
         self._lifetime = clock.callLater(MAX_CONNECTION_LIFETIME, self._close, CLOSE_NORMAL, "lifetime")
         self.callLater = clock.callLater
         self.setTimeout(IDLE_TIMEOUT)
+        self._pings_sent = 0
+        self._pings_in_flight: dict[bytes, tuple[int, float]] = {}  # token -> (seq, sent at)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.state != WebSocketProtocol.STATE_OPEN:
@@ -89,6 +101,29 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
             self._close(CLOSE_TOO_MANY_PROBES, f"more than {PROBES_PER_SECOND} probes per second")
         else:
             self.sendMessage(payload, isBinary=False)
+            self._time_the_round_trip(json.loads(payload)["seq"])
+
+    def _time_the_round_trip(self, seq: int) -> None:
+        """Send a Ping right behind the echo; ``onPong`` reports how long it took.
+
+        The Ping carries a counter of this connection's own, not the client's
+        ``seq``, so a client cannot make two probes share one timing.
+        """
+        self._pings_sent += 1
+        token = b"%d" % self._pings_sent
+        self._pings_in_flight[token] = (seq, time.perf_counter())
+        if len(self._pings_in_flight) > MAX_PINGS_IN_FLIGHT:
+            del self._pings_in_flight[next(iter(self._pings_in_flight))]
+        self.sendPing(token)
+
+    def onPong(self, payload: bytes) -> None:
+        timed = self._pings_in_flight.pop(payload, None)
+        if timed is None or self.state != WebSocketProtocol.STATE_OPEN:
+            return  # not a Ping of ours, or one forgotten
+        seq, sent_at = timed
+        rtt_ms = (time.perf_counter() - sent_at) * 1000.0
+        report = {"seq": seq, "server_rtt_ms": round(rtt_ms, 3)}
+        self.sendMessage(json.dumps(report, separators=(",", ":")).encode(), isBinary=False)
 
     def timeoutConnection(self) -> None:
         self._close(CLOSE_NORMAL, "idle")

@@ -55,6 +55,17 @@ def test_probe_echoes_the_message_unchanged(shared_daemon):
     assert probe_round_trip(shared_daemon, seq=42) == {"seq": 42, "t": 12.5}
 
 
+def test_probe_times_a_ping_behind_each_echo_and_reports_it(shared_daemon):
+    """The server's own timing of the round trip, answered by the client's WebSocket library."""
+    with connect(shared_daemon.child_url("probe", "/ws/probe", websocket=True), open_timeout=5) as ws:
+        for seq in (7, 8):
+            ws.send(json.dumps({"seq": seq, "t": 1.0}))
+            assert json.loads(ws.recv(timeout=5)) == {"seq": seq, "t": 1.0}
+            report = json.loads(ws.recv(timeout=5))
+            assert set(report) == {"seq", "server_rtt_ms"} and report["seq"] == seq
+            assert 0 < report["server_rtt_ms"] < 1000
+
+
 def test_ping_is_readable_cross_origin_without_preflight(shared_daemon):
     import urllib.request
 

@@ -5,17 +5,25 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import pytest_twisted
+from twisted.internet.task import deferLater
+from twisted.logger import formatEvent, globalLogPublisher
+from websockets.sync.client import connect
 
 from daemon import start_daemon, wait_until
+from lqos.client.http import ClientError
+from lqos.client.prober import ChildProber
 from test_sessions_api import path_of
 from wire import plausible_samples
 
@@ -26,6 +34,13 @@ HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=10000
 def run_cli(daemon, timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run([str(CLI), daemon.url, "--short", "--json"], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, never listened, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def children(daemon) -> dict[str, dict]:
@@ -50,9 +65,36 @@ def test_probe_killed_mid_test_fails_that_test_cleanly_and_the_next_completes(da
     assert err.startswith("lqos-bufferbloat-test: error: ") and err.count("\n") == 1, err
     assert wait_until(lambda: daemon.health()[0] == 200, timeout=10)
     assert children(daemon)["probe"]["pid"] != old_pid and children(daemon)["probe"]["restarts"] == 1
-    again = run_cli(daemon)
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["result"]["overall"]["grade"]
+    # The next test has a probe to talk to, and its result is graded and stored.
+    with connect(daemon.child_url("probe", "/ws/probe", websocket=True), open_timeout=5) as ws:
+        ws.send(json.dumps({"seq": 1, "t": 1.0}))
+        assert json.loads(ws.recv(timeout=5)) == {"seq": 1, "t": 1.0}
+    status, result = submit_one(daemon)
+    assert status == 200 and result["result"]["overall"]["grade"] and result.get("stored", True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_probe_that_cannot_connect_fails_once_with_nothing_left_unhandled():
+    """The CLI says what broke in one line; an unhandled Deferred error used to follow it."""
+    from twisted.internet import reactor
+
+    logged: list[dict] = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        prober = ChildProber(reactor)
+        with pytest.raises(ClientError, match="refused"):
+            await prober.connect(f"ws://127.0.0.1:{closed_port()}/ws/probe")
+        for _ in range(100):  # until the child has exited and its end is handled
+            if prober.transport.pid is None:
+                break
+            await deferLater(reactor, 0.05)
+        exited = prober.transport.pid is None
+        del prober  # a Deferred that failed unseen says so when it is collected
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert exited
+    assert [formatEvent(event) for event in logged if event.get("log_failure")] == []
 
 
 def test_frozen_persona_is_reported_and_single_user_tests_go_on(daemon):

@@ -192,8 +192,28 @@ def test_probe_log_keeps_lost_probes_as_none_and_ignores_late_replies():
     log.expire(2300.0)
     assert log.answered(2, 2300.0) is None
     assert log.answered(99, 50.0) is None
-    assert log.rows() == [[0, "baseline", 0.0, 1.5], [1, "baseline", 100.0, None], [2, "download", 200.0, None]]
+    log.expire(2001.5)  # no report came for seq 0 within the timeout after its echo
+    assert log.rows() == [[0, "baseline", 0.0, 1.5, None], [1, "baseline", 100.0, None, None],
+                          [2, "download", 200.0, None, None]]
     assert log.pending == 0
+
+
+def test_probe_log_keeps_the_servers_timing_beside_the_clients_own():
+    log = ProbeLog(timeout_ms=2000)
+    for seq in range(4):
+        log.sent(seq, "download", 100.0 * seq)
+    log.answered(0, 14.0)
+    log.reported(0, 1.25)
+    log.reported(1, 3.0)          # no echo yet: a report cannot come first, so it is ignored
+    log.answered(1, 120.0)
+    log.reported(1, "fast")       # not a number: the probe keeps only the client's timing
+    log.answered(2, 230.0)
+    assert log.pending == 2       # seq 2 waits for its report, seq 3 for its echo
+    log.reported(2, 2500.0)       # beyond the timeout: not believed
+    log.reported(2, 1.0)          # settled already
+    assert log.rows()[:3] == [[0, "download", 0.0, 14.0, 1.25], [1, "download", 100.0, 20.0, None],
+                              [2, "download", 200.0, 30.0, None]]
+    assert log.pending == 1
 
 
 @given(times)

@@ -270,6 +270,24 @@ def test_jitter_follows_probe_order_not_upload_order():
     assert result["baseline"]["jitter_ms"] == pytest.approx(10.0)
 
 
+def test_the_grade_uses_the_servers_timing_and_shows_what_the_client_added():
+    """A browser that took 15 ms to hand each echo to its page must not lose a grade for it."""
+    probes = [
+        ProbeSample(p.seq, p.phase, p.sent_ms, p.rtt_ms + (15.0 if p.phase == "download" else 0.5), p.rtt_ms)
+        for p in steady_test(baseline=10.0, download=12.0)
+    ]
+    result = compute_result(probes, [])
+    download = result["phases"]["download"]
+    assert download["latency_increase_ms"] == pytest.approx(2.0)
+    assert download["grade"] == "A+"
+    assert download["server_timed"] == STEADY
+    assert download["client_delay_p50_ms"] == pytest.approx(15.0)
+    assert result["baseline"]["client_delay_p50_ms"] == pytest.approx(0.5)
+    client_timed = compute_result([ProbeSample(p.seq, p.phase, p.sent_ms, p.rtt_ms) for p in probes], [])
+    assert client_timed["phases"]["download"]["latency_increase_ms"] == pytest.approx(16.5)
+    assert client_timed["phases"]["download"]["client_delay_p50_ms"] is None
+
+
 def test_lost_probes_never_count_as_rtt():
     baseline = [10.0] * STEADY + [None] * 3
     download = [40.0] * STEADY + [None] * 2
@@ -281,6 +299,8 @@ def test_lost_probes_never_count_as_rtt():
         "sent": STEADY + 3,
         "lost": 3,
         "loss_percent": pytest.approx(300 / 23),
+        "server_timed": 0,
+        "client_delay_p50_ms": None,
         "reliable": True,
         "reason": None,
     }

@@ -32,6 +32,13 @@ def test_well_formed_submission():
     assert submission.streams == {"download": 4, "upload": 2}
 
 
+def test_a_probe_row_may_carry_the_servers_timing_and_older_rows_still_read():
+    probes = [[0, "baseline", 0, 10.5, 1.25], [1, "baseline", 100, 11.0, None], [2, "download", 2100.0, 30.0]]
+    submission = parse_submission(body(probes=probes), DURATION)
+    assert [(p.rtt_ms, p.server_rtt_ms) for p in submission.probes] == [(10.5, 1.25), (11.0, None), (30.0, None)]
+    assert [p.graded_rtt_ms for p in submission.probes] == [1.25, 11.0, 30.0]
+
+
 @pytest.mark.parametrize(
     "raw, reason",
     [
@@ -39,11 +46,14 @@ def test_well_formed_submission():
         (b"[]", "JSON object"),
         (body(token=""), "token missing"),
         (body(probes="x"), "probes must be a list"),
-        (body(probes=[[0, "baseline", 0]]), "must be [seq, phase, sent_ms, rtt_ms]"),
+        (body(probes=[[0, "baseline", 0]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms]"),
         (body(probes=[[0, "nap", 0, 1]]), "unknown phase"),
         (body(probes=[[0, "baseline", 0, 1], [0, "baseline", 1, 1]]), "appears twice"),
         (body(probes=[[0, "baseline", 0, 2500]]), "rtt_ms 2500 is outside"),
         (body(probes=[[0, "baseline", 0, -1]]), "rtt_ms -1 is outside"),
+        (body(probes=[[0, "baseline", 0, 10, 2500]]), "server_rtt_ms 2500 is outside"),
+        (body(probes=[[0, "baseline", 0, None, 4.0]]), "a lost probe (rtt_ms null) has no server_rtt_ms"),
+        (body(probes=[[0, "baseline", 0, 10, 4.0, 1]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms]"),
         (body(probes=[[0, "baseline", 1e9, 1]]), "sent_ms"),
         (body(probes=[[True, "baseline", 0, 1]]), "seq must be a whole number"),
         (body(probes=[[i, "baseline", 0, 1] for i in range(400)]), "at most"),
