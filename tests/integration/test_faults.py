@@ -43,6 +43,28 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def tests_started(daemon) -> float:
+    """``lqos_tests_started_total`` from /metrics: how many sessions the daemon has opened."""
+    status, _, body = daemon.get("/metrics")
+    assert status == 200
+    (line,) = [line for line in body.decode().splitlines() if line.startswith("lqos_tests_started_total ")]
+    return float(line.split()[1])
+
+
+def cli_into_the_upload_phase(daemon) -> subprocess.Popen:
+    """A CLI test, 4 s after its session opened: the upload phase of the short schedule (4 to 7 s).
+
+    Counted from the session, not from the CLI's launch: on a busy machine the
+    interpreter alone can take seconds to start.
+    """
+    before = tests_started(daemon)
+    cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert wait_until(lambda: tests_started(daemon) > before, timeout=20)
+    time.sleep(4.0)
+    return cli
+
+
 def children(daemon) -> dict[str, dict]:
     status, body = daemon.health()
     return {child["role"]: child for child in body["children"]}
@@ -56,9 +78,7 @@ def submit_one(daemon) -> tuple[int, dict]:
 
 def test_probe_killed_mid_test_fails_that_test_cleanly_and_the_next_completes(daemon):
     old_pid = daemon.child_pids()["probe"]
-    cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # into the upload phase of the short schedule (4 to 7 s)
+    cli = cli_into_the_upload_phase(daemon)
     os.kill(old_pid, signal.SIGKILL)
     out, err = cli.communicate(timeout=60)
     assert cli.returncode == 1 and out == ""
@@ -165,9 +185,7 @@ def test_full_disk_still_answers_the_result_and_is_logged(tmp_path, tiny_disk):
 def test_load_workers_killed_mid_test_fail_that_test_cleanly_and_come_back(daemon):
     old_pids = {role: pid for role, pid in daemon.child_pids().items() if role.startswith("load-")}
     assert len(old_pids) >= 1
-    cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # into the upload phase of the short schedule (4 to 7 s)
+    cli = cli_into_the_upload_phase(daemon)
     for pid in old_pids.values():
         os.kill(pid, signal.SIGKILL)
     out, err = cli.communicate(timeout=60)
