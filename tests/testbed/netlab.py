@@ -120,10 +120,11 @@ def kernel_can_emulate() -> str | None:
     """Why this machine cannot build the testbed, or None when it can."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    probe = run("ip netns add lqos-probe-ns", check=False)
+    namespace = f"lqos-probe-{os.getpid()}"
+    probe = run(f"ip netns add {namespace}", check=False)
     if probe.returncode != 0:
         return f"ip netns add failed: {probe.stderr.strip()}"
-    run("ip netns del lqos-probe-ns", check=False)
+    run(f"ip netns del {namespace}", check=False)
     if "cubic" not in Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text():
         return "the kernel has no cubic congestion control"
     return None
