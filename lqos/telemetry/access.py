@@ -15,11 +15,10 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from typing import Sequence
 
-from lqos.web.clientip import client_ip
+from lqos.web.clientip import address_of, client_ip
 
 KEY_QUERY_PARAMETERS = frozenset({
     b"key", b"api_key", b"apikey", b"token", b"access_token", b"telemetry_api_key",
@@ -45,11 +44,8 @@ NOT_LOCAL = Refusal(403, "no telemetry_api_key is set, so telemetry answers only
 
 
 def _is_loopback(text: str) -> bool:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return bool((getattr(address, "ipv4_mapped", None) or address).is_loopback)
+    address = address_of(text)
+    return address is not None and address.is_loopback
 
 
 def _peer_host(request) -> str:

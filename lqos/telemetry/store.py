@@ -11,7 +11,6 @@ more than it should.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from lqos.grading import GRADES
 from lqos.results import IResultStore
 from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, WEBHOOK
 from lqos.telemetry.schema import configure_connection, open_and_migrate
+from lqos.web.clientip import address_of
 
 log = Logger()
 
@@ -62,9 +62,10 @@ class OutboxTick:
 
 def normalise_ip(text: str) -> str:
     """The one spelling of an address (IPv4-mapped IPv6 as IPv4); ValueError if it is none."""
-    address = ipaddress.ip_address(text.strip())
-    mapped = getattr(address, "ipv4_mapped", None)
-    return str(mapped or address)
+    address = address_of(text)
+    if address is None:
+        raise ValueError(f"{text!r} is not an IP address")
+    return str(address)
 
 
 def _storable_ip(text: str) -> str:

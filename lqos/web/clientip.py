@@ -9,7 +9,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_FORWARDED_HOPS = 20
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address *text* spells, an IPv4-mapped IPv6 one as IPv4; None when it spells none.
+
+    The one place that decides when two spellings are the same client: the
+    telemetry store, its API and the loopback check all go through it.
+    """
     try:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -30,7 +35,7 @@ def client_ip(request, trusted_proxies: Sequence[Network] = ()) -> str:
     trusted proxy did not add itself is the client.  Anything else a client
     writes in that header is ignored.
     """
-    peer = _address(request.getClientAddress().host)
+    peer = address_of(request.getClientAddress().host)
     if peer is None:
         return request.getClientAddress().host
     if not _trusted(peer, trusted_proxies):
@@ -38,7 +43,7 @@ def client_ip(request, trusted_proxies: Sequence[Network] = ()) -> str:
     header = request.getHeader("x-forwarded-for") or ""
     hops = [hop for hop in header.split(",")][-MAX_FORWARDED_HOPS:]
     for hop in reversed(hops):
-        address = _address(hop)
+        address = address_of(hop)
         if address is None:
             break
         if not _trusted(address, trusted_proxies):
