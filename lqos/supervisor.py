@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorProcess, IReactorTime
@@ -62,8 +63,9 @@ class RestartPolicy:
     kill_after: float = 3 * SECONDS
 
     def delay(self, consecutive_failures: int) -> float:
-        """Backoff doubles with each failure in a row: 0.5 s, 1 s, 2 s ... 30 s."""
-        return min(self.max_delay, self.first_delay * 2 ** max(0, consecutive_failures - 1))
+        """Backoff doubles with each failure in a row: 0.5 s, 1 s, 2 s ... 30 s (no jitter: one child)."""
+        backoff = backoffPolicy(self.first_delay, self.max_delay, factor=2.0, jitter=lambda: 0.0)
+        return backoff(max(0, consecutive_failures - 1))
 
 
 @dataclass

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import treq.client
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -58,8 +59,9 @@ class RetryPolicy:
         return cls(first_delay=first_delay, max_delay=min(MAX_RETRY_DELAY, first_delay * MAX_RETRY_FACTOR))
 
     def delay(self, attempts: int) -> float:
-        """Seconds to wait after the *attempts*-th failure in a row."""
-        return min(self.max_delay, self.first_delay * 2 ** max(0, attempts - 1))
+        """Seconds to wait after the *attempts*-th failure in a row: doubling from first_delay up to max_delay."""
+        backoff = backoffPolicy(self.first_delay, self.max_delay, factor=2.0, jitter=lambda: 0.0)
+        return backoff(max(0, attempts - 1))
 
     @property
     def poll_interval(self) -> float:
