@@ -24,6 +24,7 @@ from itertools import pairwise
 from types import MappingProxyType
 
 from lqos import aim, stats
+from lqos.units import mbps
 
 PHASES = (
     "baseline",
@@ -247,12 +248,7 @@ class ThroughputWindow:
 
     @property
     def mbps(self) -> float:
-        return bytes_to_mbps(self.bytes, WINDOW_MS)
-
-
-def bytes_to_mbps(byte_count: int, duration_ms: float) -> float:
-    """Megabits per second (10^6 bit/s, as ISPs sell them) of bytes over a duration."""
-    return byte_count * 8 / (duration_ms / 1000.0) / 1e6
+        return mbps(self.bytes, WINDOW_MS / 1000.0)
 
 
 # --------------------------------------------------------------------------

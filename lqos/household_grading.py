@@ -25,6 +25,7 @@ from typing import Mapping, Sequence
 from lqos import stats
 from lqos.grading import GRADES, grade_for_increase, worst_grade
 from lqos.personas.model import IPersona
+from lqos.units import mbps
 
 MIN_BASELINE_SAMPLES = 5
 MIN_LOAD_SAMPLES = 10
@@ -62,14 +63,10 @@ def latency_figures(samples: PersonaSamples) -> dict:
     return figures
 
 
-def _mbps(byte_count: float, seconds: float) -> float:
-    return byte_count * 8 / seconds / 1e6
-
-
 def upstream_windows(up_acks: Sequence[tuple[float, int]]) -> list[float]:
     """Mbit/s between consecutive acknowledgements of upstream bytes."""
     ordered = sorted(up_acks)
-    return [_mbps(b1 - b0, (t1 - t0) / 1000) for (t0, b0), (t1, b1) in zip(ordered, ordered[1:])
+    return [mbps(b1 - b0, (t1 - t0) / 1000) for (t0, b0), (t1, b1) in zip(ordered, ordered[1:])
             if t1 > t0 and b1 >= b0]
 
 
@@ -90,7 +87,7 @@ def throughput_figures(persona: IPersona, samples: PersonaSamples) -> dict:
     """Delivered against target: the median 1 s window, or for a bursty plan (most
     of whose windows are empty by design) the mean over whole periods."""
     plan = persona.traffic
-    down = [_mbps(b, WINDOW_SECONDS) for _, b in sorted(samples.down_windows)]
+    down = [mbps(b, WINDOW_SECONDS) for _, b in sorted(samples.down_windows)]
     up = upstream_windows(samples.up_acks)
     target = plan.average_down_mbps or persona.scoring.throughput_target_mbps
     if plan.burst_seconds is not None:
@@ -255,16 +252,16 @@ def score_persona(persona: IPersona, samples: PersonaSamples, load_seconds: floa
     }
 
 
-def household_down_mbps(samples: Mapping[str, PersonaSamples], load_seconds: float) -> float | None:
+def household_downmbps(samples: Mapping[str, PersonaSamples], load_seconds: float) -> float | None:
     """Every member's downstream bytes over the load, as one rate."""
     total = sum(b for member in samples.values() for _, b in member.down_windows)
-    return _mbps(total, load_seconds) if load_seconds > 0 and total else None
+    return mbps(total, load_seconds) if load_seconds > 0 and total else None
 
 
 def score_household(personas: Mapping[str, IPersona], samples: Mapping[str, PersonaSamples],
                     load_seconds: float) -> dict:
     """Every persona's score, the fairness index and the household's grade."""
-    total = household_down_mbps(samples, load_seconds)
+    total = household_downmbps(samples, load_seconds)
     scores = {name: score_persona(personas[name], samples[name], load_seconds, total) for name in samples}
     shares = [min(1.0, score["throughput"]["down_ratio"] or 0.0)
               for name, score in scores.items()

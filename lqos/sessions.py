@@ -20,9 +20,8 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
-SECONDS = 1.0
-MINUTES = 60 * SECONDS
-HOURS = 60 * MINUTES
+from lqos.units import SECONDS, MINUTES, HOURS
+
 
 # Time after the schedule ends during which the result may still be sent.
 SUBMIT_GRACE = 2 * MINUTES

@@ -31,7 +31,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-SECONDS = 1.0
+from lqos.units import SECONDS
+
 MAX_MESSAGE_BYTES = 64 * 1024
 
 # Child states as /api/health reports them.

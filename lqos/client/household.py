@@ -56,8 +56,8 @@ from lqos.client.windows import WINDOW_MS
 from lqos.personas.model import MAX_ECHO_COPIES
 from lqos.submission import MAX_PERSONA_DEADLINE_MS, PROBE_INTERVAL_MS
 from lqos.tcp import send_small_messages_at_once
+from lqos.units import SECONDS, bytes_per_second
 
-SECONDS = 1.0
 MODE = "virtual_household"
 PHASES = ("baseline", "load")
 ANSWER_KEYS = ("test_id", "token", "phases", "personas", "result_url")
@@ -227,7 +227,7 @@ class PersonaMember:
         a bulk persona's reads are capped at *max_bulk_mbps*, if given."""
         self._clock = clock
         if self.plan.bulk and max_bulk_mbps is not None:
-            per_window = int(max_bulk_mbps * 1e6 / 8 * WINDOW_MS / 1000.0)
+            per_window = int(bytes_per_second(max_bulk_mbps) * WINDOW_MS / 1000.0)
             self._ceiling = RateCeiling(self._reactor, clock, per_window)
 
     @property

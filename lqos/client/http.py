@@ -17,7 +17,8 @@ from twisted.web.client import (Agent, BrowserLikePolicyForHTTPS, HTTPConnection
                                 ResponseNeverReceived)
 from twisted.web.http_headers import Headers
 
-SECONDS = 1.0
+from lqos.units import SECONDS
+
 CONNECT_TIMEOUT = 5 * SECONDS
 CONTROL_TIMEOUT = 10 * SECONDS
 MAX_CONTROL_BODY = 1024 * 1024

@@ -24,8 +24,8 @@ from lqos.client.http import ClientError, trust_root
 from lqos.client.schedule import Schedule, TestClock
 from lqos.submission import PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS
 from lqos.tcp import send_small_messages_at_once
+from lqos.units import SECONDS
 
-SECONDS = 1.0
 CONNECT_TIMEOUT = 5 * SECONDS
 # Probes take turns over this many WebSockets.  TCP delivers in order, so when a
 # loaded queue drops one probe's segment, every later probe on that connection

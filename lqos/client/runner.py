@@ -24,8 +24,8 @@ from lqos.client.schedule import UPLOAD_PHASES, WARMUP_PHASES, PhaseSpan, Schedu
 from lqos.client.windows import (WINDOW_MS, WARMUP_STEP_MS, WarmupRule, WindowCounter, throughput_rows,
                                  window_index, window_start)
 from lqos.submission import MAX_WINDOW_BYTES, PROBE_TIMEOUT_MS
+from lqos.units import SECONDS, bytes_per_second, mbps
 
-SECONDS = 1.0
 PROBER_READY_TIMEOUT = 20 * SECONDS
 PROBES_DONE_SLACK = 5 * SECONDS
 RESULT_TIMEOUT = 30 * SECONDS
@@ -34,15 +34,15 @@ DEFAULT_STREAMS = 4
 # The server rejects a window above 100 Gbit/s as made up (lqos.submission); the
 # client keeps each direction at 80% of that, so buffers that shift bytes
 # between windows cannot push one over.
-CEILING_MBPS = MAX_WINDOW_BYTES * 0.8 * 8 / (WINDOW_MS / 1000.0) / 1e6
+CEILING_MBPS = mbps(MAX_WINDOW_BYTES * 0.8, WINDOW_MS / 1000.0)
 
 
 # Of the server's upload allowance per test, the share the pacing plans to use.
 UPLOAD_BUDGET_SHARE = 0.9
 
 
-def bytes_per_window(mbps: float) -> int:
-    return int(mbps * 1e6 / 8 * WINDOW_MS / 1000.0)
+def bytes_per_window(rate_mbps: float) -> int:
+    return int(bytes_per_second(rate_mbps) * WINDOW_MS / 1000.0)
 
 
 def upload_budget(answer: dict) -> int | None:
@@ -64,7 +64,7 @@ def ceilings_mbps(answer: dict, max_mbps: float = CEILING_MBPS) -> dict[str, flo
     if budget is None or not upload_seconds:
         return {"down": max_mbps, "up": max_mbps}
     usable = max(0.0, budget * UPLOAD_BUDGET_SHARE - UPLOAD_BODY_BYTES)
-    up = usable * 8 / upload_seconds / 1e6
+    up = mbps(usable, upload_seconds)
     return {"down": max_mbps, "up": max(1.0, min(max_mbps, up))}
 DIRECTIONS = ("down", "up")
 ANSWER_KEYS = ("test_id", "token", "phases", "probe_url", "download_url", "upload_url",

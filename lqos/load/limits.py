@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECONDS = 1.0
+from lqos.units import SECONDS
+
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB

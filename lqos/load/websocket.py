@@ -16,8 +16,9 @@ from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
 from lqos.load.access import StreamSlot
-from lqos.load.limits import SECONDS, LoadLimits
+from lqos.load.limits import LoadLimits
 from lqos.tcp import limit_unsent_bytes
+from lqos.units import SECONDS
 
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL
 OPEN = WebSocketProtocol.STATE_OPEN

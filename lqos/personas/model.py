@@ -9,8 +9,8 @@ from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
 
 from lqos.grading import GradeThresholds
+from lqos.units import bytes_per_second
 
-SECONDS = 1.0
 BULK_MESSAGE_BYTES = 64 * 1024
 # More copies of an echo than this add handshakes and sockets, not accuracy.
 MAX_ECHO_COPIES = 4
@@ -100,7 +100,7 @@ class TrafficPlan:
 
 
 def _bytes_per_tick(mbps: float, tick_hz: float) -> int:
-    return math.ceil(mbps * 1e6 / 8 / tick_hz)
+    return math.ceil(bytes_per_second(mbps) / tick_hz)
 
 
 JUDGED_ON = ("latency", "segments", "share")

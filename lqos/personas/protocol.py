@@ -41,8 +41,8 @@ from lqos.personas.model import IPersona
 from lqos.ratelimit import TokenBucket
 from lqos.sessions import persona_token_valid
 from lqos.tcp import send_small_messages_at_once
+from lqos.units import SECONDS, bytes_per_second
 
-SECONDS = 1.0
 MAX_LOAD_SECONDS = 60 * SECONDS
 IDLE_TIMEOUT = 20 * SECONDS
 MAX_SESSION_LIFETIME = 3 * 60 * SECONDS
@@ -151,7 +151,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     def _count_upstream(self, size: int) -> None:
         self.up_bytes += size
         plan = self.factory.persona.traffic
-        allowed = plan.up_mbps * 1e6 / 8 * max(self._load_seconds, 1) * UPSTREAM_ALLOWANCE + UPSTREAM_SLACK_BYTES
+        allowed = bytes_per_second(plan.up_mbps) * max(self._load_seconds, 1) * UPSTREAM_ALLOWANCE + UPSTREAM_SLACK_BYTES
         if self.up_bytes > allowed:
             self.sendClose(CLOSE_TOO_MUCH, "more upstream traffic than this persona sends")
 
@@ -190,7 +190,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     def _send_scheduled(self, plan, elapsed: float, ticks: int) -> None:
         self._mark_burst(plan, elapsed)
         self._backlog += plan.down_bytes_per_tick(elapsed) * ticks
-        limit = int((plan.down_mbps or 0) * 1e6 / 8)  # one second of the plan
+        limit = int(bytes_per_second(plan.down_mbps or 0))  # one second of the plan
         if self._backlog > limit:
             self.dropped_bytes += self._backlog - limit
             self._backlog = limit
@@ -206,7 +206,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         if number is not None and plan.in_burst(elapsed) and self._burst != number:
             self._burst = number
             self._send_json({"type": "burst", "n": number, "edge": "start",
-                             "bytes": int(plan.down_mbps * 1e6 / 8 * plan.burst_seconds)})
+                             "bytes": int(bytes_per_second(plan.down_mbps) * plan.burst_seconds)})
 
     def _fill_bulk(self) -> None:
         block = self.factory.block

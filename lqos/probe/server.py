@@ -32,9 +32,8 @@ from twisted.web.server import Request, Site
 
 from lqos.ratelimit import TokenBucket
 from lqos.tcp import send_small_messages_at_once
+from lqos.units import SECONDS, MINUTES
 
-SECONDS = 1.0
-MINUTES = 60 * SECONDS
 
 MAX_PROBE_BYTES = 256
 PROBES_PER_SECOND = 50

@@ -30,11 +30,10 @@ from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 from lqos import __version__
 from lqos.telemetry.payloads import delivery_headers
 from lqos.telemetry.store import OutboxRow, OutboxTick
+from lqos.units import SECONDS, MINUTES
 
 log = Logger()
 
-SECONDS = 1.0
-MINUTES = 60 * SECONDS
 MAX_RETRY_DELAY = 10 * MINUTES
 # With a short first delay (tests) the ceiling shrinks too: 7 doublings.
 MAX_RETRY_FACTOR = 2 ** 7

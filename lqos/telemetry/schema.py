@@ -16,7 +16,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Sequence
 
-SECONDS = 1.0
+from lqos.units import SECONDS
+
 BUSY_TIMEOUT_MS = 5000
 
 # Per-connection settings.  WAL lets support queries read while a result is

@@ -26,12 +26,11 @@ from lqos.grading import GRADES
 from lqos.results import IResultStore
 from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, WEBHOOK
 from lqos.telemetry.schema import configure_connection, open_and_migrate
+from lqos.units import HOURS
 from lqos.web.clientip import address_of
 
 log = Logger()
 
-SECONDS = 1.0
-HOURS = 3600 * SECONDS
 DATABASE_FILE = "telemetry.sqlite3"
 DELIVERY_EXPIRES_AFTER = 24 * HOURS
 MAX_OUTBOX_ROWS = 100_000  # a receiver down for a day must not fill the disk

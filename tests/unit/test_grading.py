@@ -15,7 +15,6 @@ from lqos.grading import (
     GradeThresholds,
     ProbeSample,
     ThroughputWindow,
-    bytes_to_mbps,
     compute_result,
     grade_for_increase,
     grade_rank,
@@ -199,7 +198,6 @@ def test_throughput_window_rejects_bad_fields(kwargs):
 
 def test_window_rate_is_megabits_per_second_over_250_ms():
     assert ThroughputWindow("download", 0.0, "down", 31_250).mbps == pytest.approx(1.0)
-    assert bytes_to_mbps(125_000, 1000.0) == pytest.approx(1.0)
 
 
 # --- compute_result: hand-checked examples --------------------------------
