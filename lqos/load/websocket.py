@@ -18,12 +18,10 @@ from zope.interface import implementer
 from lqos.load.access import StreamSlot
 from lqos.load.limits import LoadLimits
 from lqos.tcp import limit_unsent_bytes
-from lqos.units import SECONDS
+from lqos.websocket_options import apply_server_options
 
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL
 OPEN = WebSocketProtocol.STATE_OPEN
-OPEN_HANDSHAKE_SECONDS = 5 * SECONDS
-CLOSE_HANDSHAKE_SECONDS = 1 * SECONDS
 
 
 @dataclass(frozen=True)
@@ -120,13 +118,4 @@ def bulk_download_factory(plan: BulkPlan, reactor, limits: LoadLimits) -> WebSoc
     factory = WebSocketServerFactory(reactor=reactor)
     factory.protocol = BulkDownloadProtocol
     factory.plan = plan
-    factory.setProtocolOptions(
-        maxFramePayloadSize=limits.client_message_bytes,
-        maxMessagePayloadSize=limits.client_message_bytes,
-        perMessageCompressionAccept=lambda offers: None,
-        openHandshakeTimeout=OPEN_HANDSHAKE_SECONDS,
-        closeHandshakeTimeout=CLOSE_HANDSHAKE_SECONDS,
-        failByDrop=False,
-        webStatus=False,  # a plain GET is a client error here, not a request for Autobahn's status page
-    )
-    return factory
+    return apply_server_options(factory, limits.client_message_bytes)

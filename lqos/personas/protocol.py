@@ -42,6 +42,7 @@ from lqos.ratelimit import TokenBucket
 from lqos.sessions import persona_token_valid
 from lqos.tcp import send_small_messages_at_once
 from lqos.units import SECONDS, bytes_per_second
+from lqos.websocket_options import apply_server_options
 
 MAX_LOAD_SECONDS = 60 * SECONDS
 IDLE_TIMEOUT = 20 * SECONDS
@@ -279,17 +280,7 @@ class PersonaFactory(WebSocketServerFactory):
         self.sessions: set[PersonaSession] = set()
         self.block = os.urandom(64 * 1024)
         self._send_to_parent = send_to_parent
-        self.setProtocolOptions(
-            maxFramePayloadSize=MAX_UPSTREAM_MESSAGE_BYTES,
-            maxMessagePayloadSize=MAX_UPSTREAM_MESSAGE_BYTES,
-            openHandshakeTimeout=5 * SECONDS,
-            closeHandshakeTimeout=1 * SECONDS,
-            failByDrop=False,
-            # A plain GET gets 426 Upgrade Required.  Autobahn's status page
-            # would otherwise answer it, and follow ``?redirect=URL`` anywhere
-            # (an open redirect on the operator's domain).
-            webStatus=False,
-        )
+        apply_server_options(self, MAX_UPSTREAM_MESSAGE_BYTES)
         # withCount: a tick the loop missed is made up, so a busy process still
         # delivers the plan's rate (the one-second backlog cap still bounds it).
         self._ticker = LoopingCall.withCount(self._tick)

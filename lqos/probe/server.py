@@ -33,6 +33,7 @@ from twisted.web.server import Request, Site
 from lqos.ratelimit import TokenBucket
 from lqos.tcp import send_small_messages_at_once
 from lqos.units import SECONDS, MINUTES
+from lqos.websocket_options import apply_server_options
 
 
 MAX_PROBE_BYTES = 256
@@ -275,19 +276,7 @@ class QuietSite(Site):
 def probe_factory(reactor) -> WebSocketServerFactory:
     factory = WebSocketServerFactory(reactor=reactor)
     factory.protocol = ProbeEchoProtocol
-    factory.setProtocolOptions(
-        maxFramePayloadSize=MAX_PROBE_BYTES,
-        maxMessagePayloadSize=MAX_PROBE_BYTES,
-        openHandshakeTimeout=5 * SECONDS,
-        closeHandshakeTimeout=1 * SECONDS,
-        # Say why (1009 "message too big") instead of dropping the TCP connection.
-        failByDrop=False,
-        # A plain GET gets 426 Upgrade Required.  Autobahn's status page would
-        # otherwise answer it, and follow ``?redirect=URL`` anywhere (an open
-        # redirect on the operator's domain).
-        webStatus=False,
-    )
-    return factory
+    return apply_server_options(factory, MAX_PROBE_BYTES)
 
 
 def probe_site(reactor, send_to_parent=None) -> Site:
