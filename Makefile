@@ -49,7 +49,8 @@ system-packages:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi
 
-# The suite in three parts, each run whatever the one before did; any failing fails the target.
+# The page's own logic in Node (tests/web/), then the suite in three parts, each run whatever the one before
+# did; any failing fails the target.
 #   1. Most tests wait on daemons, browsers and child processes: they run side by side (pytest-xdist; a
 #      module's tests share one worker, where its module-scoped daemon lives).
 #   2. The testbed's links below 100 Mbit/s (marker `testbed`) hold each client to ping and iperf3, one at a
@@ -60,6 +61,7 @@ PYTEST := $(BIN)/python -m pytest
 
 test: install system-packages
 	status=0; \
+	node --test tests/web/ || status=1; \
 	$(PYTEST) -m "not testbed and not alone" --numprocesses $(TEST_WORKERS) --dist loadscope || status=1; \
 	$(PYTEST) -m "testbed and not alone" || status=1; \
 	$(PYTEST) -m alone || status=1; \
