@@ -20,6 +20,7 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
+from lqos.refusal import Refused
 from lqos.units import SECONDS, MINUTES, HOURS
 
 
@@ -86,13 +87,8 @@ class LimitExceeded(Exception):
         self.retry_after = max(1, retry_after)
 
 
-class SessionRefused(Exception):
-    """A token that is wrong, expired, spent or from another IP; ``status`` is the HTTP code."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class SessionRefused(Refused):
+    """A token that is wrong, expired, spent or from another IP."""
 
 
 @dataclass

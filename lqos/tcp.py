@@ -3,7 +3,6 @@ and the bounds on how many connections a port holds and how slowly they may spea
 
 from __future__ import annotations
 
-import json
 import socket
 from collections import Counter
 from typing import Callable
@@ -11,6 +10,8 @@ from typing import Callable
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+from lqos.refusal import Refused, raw_response
 
 log = Logger()
 
@@ -143,10 +144,7 @@ class _Refusal(Protocol):
         self._reason = reason
 
     def connectionMade(self) -> None:
-        payload = json.dumps({"error": self._reason}).encode() + b"\n"
-        self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                             b"Retry-After: 10\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(payload), payload))
+        self.transport.write(raw_response(Refused(503, self._reason), [(b"Retry-After", b"10")]))
         self.transport.loseConnection()
 
 

@@ -6,23 +6,15 @@ from typing import Mapping, Sequence
 
 from lqos.load.limits import LoadLimits
 from lqos.load.tickets import LoadSession, LoadTickets, TicketRefused
+from lqos.refusal import Refused
 
 QueryArgs = Mapping[bytes, Sequence[bytes]]
 
 MAX_ID_BYTES = 200
 
 
-class LoadRefused(Exception):
-    """A load request the server will not serve; ``status`` is the HTTP code."""
-
-    def __init__(self, status: int, reason: str, **details: object):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.details = details
-
-    def body(self) -> dict:
-        return {"error": self.reason, **self.details}
+class LoadRefused(Refused):
+    """A load request the server will not serve."""
 
 
 def query_text(args: QueryArgs, name: bytes) -> str:

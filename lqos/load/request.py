@@ -11,13 +11,11 @@ process, which serves no uploads, holds every body to the small cap.
 
 from __future__ import annotations
 
-import json
 from io import BytesIO
 from urllib.parse import parse_qs, unquote_to_bytes
 
 from twisted.logger import Logger
 from twisted.web import server
-from twisted.web.http import RESPONSES
 from twisted.web.iweb import INonQueuedRequestFactory
 from zope.interface import implementer
 
@@ -25,6 +23,7 @@ from lqos.load.access import LoadRefused, authorize, open_stream
 from lqos.load.limits import LoadLimits
 from lqos.load.tickets import LoadTickets
 from lqos.load.upload import BoundedBody, UploadSink
+from lqos.refusal import raw_response
 from lqos.tcp import connection_guard
 
 log = Logger()
@@ -34,21 +33,9 @@ UPLOAD_PATH = b"/upload"
 
 def refusal_response(refused: LoadRefused) -> bytes:
     """A complete HTTP response for a refusal made before the request is routed."""
-    payload = json.dumps(refused.body(), separators=(",", ":")).encode() + b"\n"
-    reason = RESPONSES.get(refused.status, b"Refused")
-    return b"\r\n".join([
-        b"HTTP/1.1 %d %s" % (refused.status, reason),
-        b"Content-Type: application/json",
-        b"Cache-Control: no-store",
-        b"X-Content-Type-Options: nosniff",
-        # The page reads a load refusal across origins (the load port is not the
-        # page's); the body is only the reason, so any origin may read it.
-        b"Access-Control-Allow-Origin: *",
-        b"Content-Length: %d" % len(payload),
-        b"Connection: close",
-        b"",
-        payload,
-    ])
+    # The page reads a load refusal across origins (the load port is not the
+    # page's); the body is only the reason, so any origin may read it.
+    return raw_response(refused, [(b"Access-Control-Allow-Origin", b"*")])
 
 
 @implementer(INonQueuedRequestFactory)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lqos.refusal import Refused
 from lqos.sessions import MAX_COUNTED_TESTS_PER_MESSAGE, load_token_valid
 
 # A worker forgets a test this long after its last stream may start and once
@@ -21,13 +22,8 @@ from lqos.sessions import MAX_COUNTED_TESTS_PER_MESSAGE, load_token_valid
 FORGET_AFTER_SECONDS = 60.0
 
 
-class TicketRefused(Exception):
-    """A load URL that does not open a stream; ``status`` is the HTTP code."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class TicketRefused(Refused):
+    """A load URL that does not open a stream."""
 
 
 @dataclass

@@ -31,6 +31,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from lqos.ratelimit import TokenBucket
+from lqos.refusal import Refused, raw_response
 from lqos.tcp import send_small_messages_at_once
 from lqos.units import SECONDS, MINUTES
 from lqos.websocket_options import apply_server_options
@@ -245,10 +246,7 @@ class ProbeRequest(Request):
     def _refuse_body(self) -> None:
         self._refused = True
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" for a body we refuse
-        payload = b'{"error":"the probe takes no request body"}\n'
-        self.channel.transport.write(
-            b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload))
+        self.channel.transport.write(raw_response(Refused(413, "the probe takes no request body")))
         self._linger = self.channel.callLater(REFUSAL_LINGER, self._hang_up)
 
     def _hang_up(self) -> None:
