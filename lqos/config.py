@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from lqos.grading import GradeThresholds
+from lqos.measure.grading import GradeThresholds
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_LINE_CHARS = 4096

@@ -20,8 +20,8 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
+from lqos.measure.units import SECONDS, MINUTES, HOURS
 from lqos.refusal import Refused
-from lqos.units import SECONDS, MINUTES, HOURS
 
 
 # Time after the schedule ends during which the result may still be sent.

@@ -31,7 +31,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from lqos.units import SECONDS
+from lqos.measure.units import SECONDS
 
 MAX_MESSAGE_BYTES = 64 * 1024
 

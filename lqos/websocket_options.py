@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autobahn.twisted.websocket import WebSocketServerFactory
 
-from lqos.units import SECONDS
+from lqos.measure.units import SECONDS
 
 OPEN_HANDSHAKE_TIMEOUT = 5 * SECONDS
 CLOSE_HANDSHAKE_TIMEOUT = 1 * SECONDS

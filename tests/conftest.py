@@ -42,7 +42,7 @@ def certificates(tmp_path_factory) -> tuple[str, str]:
 
 
 CLOUD_GAMING_PLUGIN = '''
-from lqos.grading import GradeThresholds
+from lqos.measure.grading import GradeThresholds
 from lqos.personas.model import Persona, PersonaScoring, TrafficPlan
 
 cloud_gaming = Persona(

@@ -125,7 +125,7 @@ export function renderResult(record, { shared = false } = {}) {
   document.getElementById("grade-word").textContent = info ? info.word : "Not graded";
   document.getElementById("grade-setter").textContent = setterText(result);
   document.getElementById("grade-explain").replaceChildren(...explanation(result));
-  // The server's sentences for phases this device could not fill (lqos/grading.py).
+  // The server's sentences for phases this device could not fill (lqos/measure/grading.py).
   const caveats = overall.caveats || [];
   const caveatBox = document.getElementById("grade-caveats");
   caveatBox.hidden = caveats.length === 0;

@@ -53,10 +53,10 @@ from lqos.client.probe import ProbeLog, next_probe_time, websocket_endpoint
 from lqos.client.runner import start_test
 from lqos.client.schedule import Schedule, TestClock
 from lqos.client.windows import WINDOW_MS
+from lqos.measure.submission import MAX_PERSONA_DEADLINE_MS, PROBE_INTERVAL_MS
+from lqos.measure.units import SECONDS, bytes_per_second
 from lqos.personas.model import MAX_ECHO_COPIES
-from lqos.submission import MAX_PERSONA_DEADLINE_MS, PROBE_INTERVAL_MS
 from lqos.tcp import send_small_messages_at_once
-from lqos.units import SECONDS, bytes_per_second
 
 MODE = "virtual_household"
 PHASES = ("baseline", "load")
@@ -395,7 +395,7 @@ class PersonaMember:
         self.on_change()
 
     def samples(self) -> dict:
-        """This persona's part of the submission (``lqos.submission``)."""
+        """This persona's part of the submission (``lqos.measure.submission``)."""
         return {
             "pings": self.pings.rows(),
             "down": self.down.rows(),
@@ -576,7 +576,7 @@ class HouseholdRun:
 
 
 def submission(token: str, members: list[PersonaMember]) -> dict:
-    """The raw samples in the format of ``lqos.submission.parse_household_submission``."""
+    """The raw samples in the format of ``lqos.measure.submission.parse_household_submission``."""
     return {"token": token, "personas": {member.plan.name: member.samples() for member in members}}
 
 

@@ -1,4 +1,4 @@
-"""A household result (``lqos.household_grading``) as a summary for a terminal.
+"""A household result (``lqos.measure.household_grading``) as a summary for a terminal.
 
 Only shows what the server computed: nothing is graded here.
 """

@@ -17,7 +17,7 @@ from twisted.web.client import (Agent, BrowserLikePolicyForHTTPS, HTTPConnection
                                 ResponseNeverReceived)
 from twisted.web.http_headers import Headers
 
-from lqos.units import SECONDS
+from lqos.measure.units import SECONDS
 
 CONNECT_TIMEOUT = 5 * SECONDS
 CONTROL_TIMEOUT = 10 * SECONDS

@@ -29,7 +29,7 @@ from zope.interface import implementer
 from lqos.client.http import USER_AGENT, ClientError, Http, Reply, describe_error
 from lqos.client.schedule import TestClock
 from lqos.client.windows import counter_windows, window_index, window_start
-from lqos.units import SECONDS
+from lqos.measure.units import SECONDS
 
 BLOCK_BYTES = 256 * 1024
 # The server takes at most 256 MiB per upload body (lqos.load.limits); a stream

@@ -22,9 +22,9 @@ from twisted.internet.ssl import optionsForClientTLS
 
 from lqos.client.http import ClientError, trust_root
 from lqos.client.schedule import Schedule, TestClock
-from lqos.submission import PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS
+from lqos.measure.submission import PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS
+from lqos.measure.units import SECONDS
 from lqos.tcp import send_small_messages_at_once
-from lqos.units import SECONDS
 
 CONNECT_TIMEOUT = 5 * SECONDS
 # Probes take turns over this many WebSockets.  TCP delivers in order, so when a

@@ -1,6 +1,6 @@
 """The server's result as a summary a customer reads in a terminal.
 
-Only shows what the server computed (``lqos.grading``): nothing is graded here.
+Only shows what the server computed (``lqos.measure.grading``): nothing is graded here.
 """
 
 from __future__ import annotations

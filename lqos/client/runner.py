@@ -23,15 +23,15 @@ from lqos.client.load import UPLOAD_BODY_BYTES, RateCeiling, StreamPool, UploadM
 from lqos.client.schedule import UPLOAD_PHASES, WARMUP_PHASES, PhaseSpan, Schedule, TestClock, directions_of
 from lqos.client.windows import (WINDOW_MS, WARMUP_STEP_MS, WarmupRule, WindowCounter, throughput_rows,
                                  window_index, window_start)
-from lqos.submission import MAX_WINDOW_BYTES, PROBE_TIMEOUT_MS
-from lqos.units import SECONDS, bytes_per_second, mbps
+from lqos.measure.submission import MAX_WINDOW_BYTES, PROBE_TIMEOUT_MS
+from lqos.measure.units import SECONDS, bytes_per_second, mbps
 
 PROBER_READY_TIMEOUT = 20 * SECONDS
 PROBES_DONE_SLACK = 5 * SECONDS
 RESULT_TIMEOUT = 30 * SECONDS
 # Streams for a loaded phase that had no warm-up to find its count.
 DEFAULT_STREAMS = 4
-# The server rejects a window above 100 Gbit/s as made up (lqos.submission); the
+# The server rejects a window above 100 Gbit/s as made up (lqos.measure.submission); the
 # client keeps each direction at 80% of that, so buffers that shift bytes
 # between windows cannot push one over.
 CEILING_MBPS = mbps(MAX_WINDOW_BYTES * 0.8, WINDOW_MS / 1000.0)
@@ -140,7 +140,7 @@ class LoadPhases:
                                         partial(self.fail, "the server's upload counter failed"))
         self.streams: dict[str, int] = {}
         # [window start, ms late] of every window boundary's tick: a starved
-        # client ticks late, and the server marks the phase (lqos.grading).
+        # client ticks late, and the server marks the phase (lqos.measure.grading).
         self.lags: list[list[float]] = []
         self._min_streams = int((answer.get("limits") or {}).get("min_streams", 1))
         self._warmups: dict[str, WarmupDriver] = {}
@@ -285,7 +285,7 @@ def _fail_load(failure, load: LoadPhases):
 
 
 def submission(token: str, probes: list, load: LoadPhases, schedule: Schedule) -> dict:
-    """The raw samples, in the format of ``lqos.submission``."""
+    """The raw samples, in the format of ``lqos.measure.submission``."""
     throughput = [row for direction in DIRECTIONS
                   for row in throughput_rows(partial(load.window_bytes, direction), direction, schedule)]
     return {

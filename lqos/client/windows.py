@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Callable
 
 from lqos.client.schedule import PHASES_OF_DIRECTION, Schedule
-from lqos.grading import WINDOW_MS
+from lqos.measure.grading import WINDOW_MS
 
 MAX_STREAMS = 16
 WARMUP_STEP_MS = 500.0

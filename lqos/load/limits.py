@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lqos.units import SECONDS
+from lqos.measure.units import SECONDS
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -19,7 +19,7 @@ from twisted.web import server
 from twisted.web.iweb import INonQueuedRequestFactory
 from zope.interface import implementer
 
-from lqos.load.access import LoadRefused, authorize, open_stream
+from lqos.load.admission import LoadRefused, authorize, open_stream
 from lqos.load.limits import LoadLimits
 from lqos.load.tickets import LoadTickets
 from lqos.load.upload import BoundedBody, UploadSink

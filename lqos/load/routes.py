@@ -32,7 +32,7 @@ import os
 from autobahn.twisted.resource import WebSocketResource
 from klein import Klein
 
-from lqos.load.access import LoadRefused, authorize, open_stream, query_number
+from lqos.load.admission import LoadRefused, authorize, open_stream, query_number
 from lqos.load.download import DownloadStream
 from lqos.load.limits import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, LoadLimits
 from lqos.load.tickets import LoadSession, LoadTickets

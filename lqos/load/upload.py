@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from io import BytesIO
 
-from lqos.load.access import LoadRefused, StreamSlot
+from lqos.load.admission import LoadRefused, StreamSlot
 from lqos.load.limits import LoadLimits, MiB
 from lqos.load.tickets import LoadSession
 

@@ -15,7 +15,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from lqos.load.access import StreamSlot
+from lqos.load.admission import StreamSlot
 from lqos.load.limits import LoadLimits
 from lqos.tcp import limit_unsent_bytes
 from lqos.websocket_options import apply_server_options

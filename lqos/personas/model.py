@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface, implementer
 
-from lqos.grading import GradeThresholds
-from lqos.units import bytes_per_second
+from lqos.measure.grading import GradeThresholds
+from lqos.measure.units import bytes_per_second
 
 BULK_MESSAGE_BYTES = 64 * 1024
 # More copies of an echo than this add handshakes and sockets, not accuracy.
@@ -119,7 +119,7 @@ class PersonaScoring:
       late packet is felt at once and a lost one cannot be waited for, so
       the tail and the loss are what matter, not the average.
     * ``"segments"``: whether each video segment arrived within its own
-      duration (``lqos.household_grading.segment_figures``).  A player
+      duration (``lqos.measure.household_grading.segment_figures``).  A player
       holds a buffer, so the delay of any one packet is invisible to it;
       what it feels is a segment that arrives after the buffer ran dry.
     * ``"share"``: the delivered rate against ``throughput_target_mbps``

@@ -37,11 +37,11 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
+from lqos.measure.units import SECONDS, bytes_per_second
 from lqos.personas.model import IPersona
 from lqos.ratelimit import TokenBucket
 from lqos.sessions import persona_token_valid
 from lqos.tcp import send_small_messages_at_once
-from lqos.units import SECONDS, bytes_per_second
 from lqos.websocket_options import apply_server_options
 
 MAX_LOAD_SECONDS = 60 * SECONDS

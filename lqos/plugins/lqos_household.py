@@ -1,6 +1,6 @@
 """The four default personas, with the LibreQoS test's figures (docs/PROTOCOL.md, "Virtual household")."""
 
-from lqos.grading import GradeThresholds
+from lqos.measure.grading import GradeThresholds
 from lqos.personas.model import Persona, PersonaScoring, TrafficPlan
 
 streaming = Persona(

@@ -30,10 +30,10 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from lqos.measure.units import SECONDS, MINUTES
 from lqos.ratelimit import TokenBucket
 from lqos.refusal import Refused, raw_response
 from lqos.tcp import send_small_messages_at_once
-from lqos.units import SECONDS, MINUTES
 from lqos.websocket_options import apply_server_options
 
 

@@ -3,7 +3,7 @@
 ``TelemetryApi`` is a Klein app of its own; ``MainApp`` mounts it on a
 branch route at ``/api/telemetry/`` and hands ``/metrics`` to
 :meth:`TelemetryApi.metrics_page`.  Every answer here goes through
-:func:`lqos.telemetry.access.refusal` first.
+:func:`lqos.telemetry.auth.refusal` first.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from klein import Klein
 from twisted.logger import Logger
 
 from lqos.config import Config
-from lqos.telemetry.access import Refusal, refusal
+from lqos.telemetry.auth import Refusal, refusal
 from lqos.telemetry.metrics import DaemonMetrics
 from lqos.telemetry.store import normalise_ip
 from lqos.web.responses import json_body, json_error

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from lqos.grading import GRADES
+from lqos.measure.grading import GRADES
 from lqos.telemetry.payloads import CENTRAL, WEBHOOK
 
 UNGRADED = "ungraded"

@@ -28,9 +28,9 @@ from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
 from lqos import __version__
+from lqos.measure.units import SECONDS, MINUTES
 from lqos.telemetry.payloads import delivery_headers
 from lqos.telemetry.store import OutboxRow, OutboxTick
-from lqos.units import SECONDS, MINUTES
 
 log = Logger()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Sequence
 
-from lqos.units import SECONDS
+from lqos.measure.units import SECONDS
 
 BUSY_TIMEOUT_MS = 5000
 

@@ -22,11 +22,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from lqos.grading import GRADES
+from lqos.measure.grading import GRADES
+from lqos.measure.units import HOURS
 from lqos.results import IResultStore
 from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, WEBHOOK
 from lqos.telemetry.schema import configure_connection, open_and_migrate
-from lqos.units import HOURS
 from lqos.web.clientip import address_of
 
 log = Logger()

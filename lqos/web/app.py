@@ -14,15 +14,15 @@ from twisted.web.static import File
 
 from lqos import __version__
 from lqos.config import Config
-from lqos.grading import compute_result
-from lqos.load.access import query_text
+from lqos.load.admission import query_text
 from lqos.load.limits import LoadLimits
+from lqos.measure.grading import compute_result
+from lqos.measure.household_grading import score_household
 from lqos.results import IResultStore, public_view
+from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession, load_token
 from lqos.telemetry.api import TelemetryApi
 from lqos.telemetry.metrics import DaemonMetrics
-from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession, load_token
-from lqos.household_grading import score_household
-from lqos.submission import (
+from lqos.measure.submission import (
     MAX_STREAMS,
     MAX_SUBMISSION_BYTES,
     MIN_STREAMS,
@@ -32,8 +32,8 @@ from lqos.submission import (
     parse_household_submission,
     parse_submission,
 )
-from lqos.web.household import HouseholdEndpoints
 from lqos.web.clientip import client_ip
+from lqos.web.household import HouseholdEndpoints
 from lqos.web.responses import json_body, json_error, set_security_headers
 
 MAX_START_BODY_BYTES = 4096

@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from daemon import start_daemon, wait_until
-from lqos.load.access import LoadRefused, StreamSlot, open_stream
+from lqos.load.admission import LoadRefused, StreamSlot, open_stream
 from lqos.load.limits import KiB, LoadLimits, MiB
 from lqos.load.tickets import LoadSession
 from lqos.load.upload import BoundedBody, UploadSink

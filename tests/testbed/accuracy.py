@@ -48,8 +48,8 @@ from groundtruth import (BulkReference, IrttRecorder, PingRecorder, iperf3_refer
 from browser_client import run_page_test  # noqa: E402
 from netlab import SERVER_ADDRESS, Link, Testbed, run  # noqa: E402
 
-from lqos import stats  # noqa: E402
-from lqos.grading import grade_for_increase, worst_grade  # noqa: E402
+from lqos.measure import stats  # noqa: E402
+from lqos.measure.grading import grade_for_increase, worst_grade  # noqa: E402
 from lqos.plugins.lqos_household import gaming, streaming, updates, video_call  # noqa: E402
 
 SERVER_URL = f"http://{SERVER_ADDRESS}:8000"

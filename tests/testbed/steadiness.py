@@ -33,8 +33,8 @@ from browser_client import run_page_test  # noqa: E402
 from groundtruth import PingRecorder, iperf3_reference, rtts_between  # noqa: E402
 from netlab import Testbed  # noqa: E402
 
-from lqos import stats  # noqa: E402
-from lqos.grading import grade_for_increase  # noqa: E402
+from lqos.measure import stats  # noqa: E402
+from lqos.measure.grading import grade_for_increase  # noqa: E402
 
 STATISTICS = {"p50": 50, "p90": 90, "p95": 95}
 RESULT_FIELDS = {"p50": "p50_ms", "p90": "p90_ms", "p95": "p95_ms"}

@@ -18,7 +18,7 @@ from lqos.client.runner import CEILING_MBPS, LoadPhases, WarmupDriver, ceilings_
 from lqos.client.schedule import Schedule, directions_of
 from lqos.client.windows import (MAX_STREAMS, WarmupRule, WindowCounter, counter_at, counter_windows,
                                  should_add_stream, throughput_rows, window_index, window_start)
-from lqos.grading import ProbeSample, ThroughputWindow, compute_result
+from lqos.measure.grading import ProbeSample, ThroughputWindow, compute_result
 
 # The server's single-user schedules, as POST /api/tests hands them out.
 SHORT = Schedule.from_phases([["baseline", 2], ["download_warmup", 2], ["download", 3],

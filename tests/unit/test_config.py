@@ -17,7 +17,7 @@ from lqos.config import (
     read_config_file,
     render_config,
 )
-from lqos.grading import GradeThresholds
+from lqos.measure.grading import GradeThresholds
 
 
 def test_defaults_when_there_is_no_file():

@@ -1,4 +1,4 @@
-"""Unit tests of lqos.grading and lqos.aim: hand-checked tables plus properties."""
+"""Unit tests of lqos.measure.grading and lqos.measure.aim: hand-checked tables plus properties."""
 
 import json
 import math
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lqos import aim
-from lqos.grading import (
+from lqos.measure import aim
+from lqos.measure.grading import (
     GRADES,
     LOADED_PHASES,
     PHASES,

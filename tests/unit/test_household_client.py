@@ -16,10 +16,10 @@ from lqos.client.household import (SegmentTimer, DownWindows, HouseholdRun, Pers
                                    household_schedule, persona_plans, submission)
 from lqos.client.household_report import render_household
 from lqos.client.http import ClientError
-from lqos.household_grading import PersonaSamples, score_household
+from lqos.measure.household_grading import PersonaSamples, score_household
+from lqos.measure.submission import parse_household_submission
 from lqos.personas.model import MAX_ECHO_COPIES
 from lqos.plugins.lqos_household import gaming, streaming, updates, video_call
-from lqos.submission import parse_household_submission
 
 SCHEDULE = household_schedule({"phases": [{"name": "baseline", "seconds": 1}, {"name": "load", "seconds": 2}]})
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lqos.grading import GRADES, grade_rank
-from lqos.household_grading import PersonaSamples, jain_index, score_household, score_persona
+from lqos.measure.grading import GRADES, grade_rank
+from lqos.measure.household_grading import PersonaSamples, jain_index, score_household, score_persona
 from lqos.personas.model import PersonaScoring
 from lqos.plugins.lqos_household import gaming, streaming, updates, video_call
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lqos.grading import (
+from lqos.measure.grading import (
     LATE_MS, ClientLag, ProbeSample, ThroughputWindow, client_keeping_up, compute_result, plateau_reached,
 )
-from lqos.submission import SubmissionError, parse_submission
+from lqos.measure.submission import SubmissionError, parse_submission
 
 PHASE_ORDER = ("baseline", "download", "upload", "bidirectional")
 PROBES_PER_PHASE = 30  # 3 s at 100 ms

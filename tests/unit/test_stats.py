@@ -1,4 +1,4 @@
-"""Unit tests of lqos.stats: hand-checked tables plus a few properties."""
+"""Unit tests of lqos.measure.stats: hand-checked tables plus a few properties."""
 
 import math
 import statistics
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lqos import stats
+from lqos.measure import stats
 
 rtt = st.floats(min_value=0.0, max_value=10_000.0, allow_nan=False)
 rtt_or_lost = st.one_of(st.none(), rtt)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lqos.submission import MAX_SUBMISSION_BYTES, SubmissionError, parse_submission
+from lqos.measure.submission import MAX_SUBMISSION_BYTES, SubmissionError, parse_submission
 
 DURATION = 15.0
 

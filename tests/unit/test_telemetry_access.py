@@ -9,8 +9,8 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.web.test.requesthelper import DummyRequest
 
 from lqos.config import ConfigError, parse_config
-from lqos.telemetry.access import KEY_IN_URL, NO_KEY, NOT_LOCAL, WRONG_KEY, refusal
 from lqos.telemetry.api import BadQuery, parse_ip, parse_limit
+from lqos.telemetry.auth import KEY_IN_URL, NO_KEY, NOT_LOCAL, WRONG_KEY, refusal
 
 KEY = "correct-horse-battery-staple"
 LOOPBACK_PROXIES = (ipaddress.ip_network("127.0.0.0/8"),)

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 import pytest
 
-from lqos.units import bytes_per_second, mbps
+from lqos.measure.units import bytes_per_second, mbps
 
 
 def test_a_megabit_a_second_is_125000_bytes_a_second():

@@ -22,10 +22,10 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from lqos import stats
-from lqos.grading import GRADES, grade_for_increase, worst_grade
+from lqos.measure import stats
+from lqos.measure.grading import GRADES, grade_for_increase, worst_grade
+from lqos.measure.units import mbps
 from lqos.personas.model import IPersona
-from lqos.units import mbps
 
 MIN_BASELINE_SAMPLES = 5
 MIN_LOAD_SAMPLES = 10

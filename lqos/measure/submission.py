@@ -19,8 +19,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from lqos.grading import PHASES, PROBE_INTERVAL_MS, ClientLag, ProbeSample, ThroughputWindow, WINDOW_MS
-from lqos.household_grading import PersonaSamples
+from lqos.measure.grading import PHASES, PROBE_INTERVAL_MS, ClientLag, ProbeSample, ThroughputWindow, WINDOW_MS
+from lqos.measure.household_grading import PersonaSamples
 
 MAX_SUBMISSION_BYTES = 512 * 1024
 PROBE_TIMEOUT_MS = 2000

@@ -23,8 +23,8 @@ from dataclasses import astuple, dataclass, fields
 from itertools import pairwise
 from types import MappingProxyType
 
-from lqos import aim, stats
-from lqos.units import mbps
+from lqos.measure import aim, stats
+from lqos.measure.units import mbps
 
 PHASES = (
     "baseline",

@@ -17,7 +17,7 @@ Source of every number in this module (BSD-3-Clause):
 The tables are reproduced in Cloudflare's own units: milliseconds, a loss
 *ratio* 0..1 and bits per second.
 
-How our figures feed Cloudflare's inputs is decided in lqos.grading
+How our figures feed Cloudflare's inputs is decided in lqos.measure.grading
 (see ``aim_inputs`` there); this module is the scoring only.
 """
 
