@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from lqos.measure.units import SECONDS, MINUTES, HOURS
-from lqos.refusal import Refused
+from lqos.net.refusal import Refused
 
 
 # Time after the schedule ends during which the result may still be sent.

@@ -55,8 +55,8 @@ from lqos.client.schedule import Schedule, TestClock
 from lqos.client.windows import WINDOW_MS
 from lqos.measure.submission import MAX_PERSONA_DEADLINE_MS, PROBE_INTERVAL_MS
 from lqos.measure.units import SECONDS, bytes_per_second
+from lqos.net.sockets import send_small_messages_at_once
 from lqos.personas.model import MAX_ECHO_COPIES
-from lqos.tcp import send_small_messages_at_once
 
 MODE = "virtual_household"
 PHASES = ("baseline", "load")

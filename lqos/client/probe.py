@@ -24,7 +24,7 @@ from lqos.client.http import ClientError, trust_root
 from lqos.client.schedule import Schedule, TestClock
 from lqos.measure.submission import PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS
 from lqos.measure.units import SECONDS
-from lqos.tcp import send_small_messages_at_once
+from lqos.net.sockets import send_small_messages_at_once
 
 CONNECT_TIMEOUT = 5 * SECONDS
 # Probes take turns over this many WebSockets.  TCP delivers in order, so when a

@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from lqos.daemon.childproc import child_argument_parser, run_child
+from lqos.daemon.endpoints import listen_shared
 from lqos.load.worker import load_worker_factory
-from lqos.childproc import child_argument_parser, run_child
-from lqos.endpoints import listen_shared
 
 
 def main(argv: list[str]) -> None:

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 from lqos.load.limits import LoadLimits
 from lqos.load.tickets import LoadSession, LoadTickets, TicketRefused
-from lqos.refusal import Refused
+from lqos.net.refusal import Refused
 
 QueryArgs = Mapping[bytes, Sequence[bytes]]
 

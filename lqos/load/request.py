@@ -23,8 +23,8 @@ from lqos.load.admission import LoadRefused, authorize, open_stream
 from lqos.load.limits import LoadLimits
 from lqos.load.tickets import LoadTickets
 from lqos.load.upload import BoundedBody, UploadSink
-from lqos.refusal import raw_response
-from lqos.tcp import connection_guard
+from lqos.net.connections import connection_guard
+from lqos.net.refusal import raw_response
 
 log = Logger()
 

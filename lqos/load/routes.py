@@ -37,7 +37,7 @@ from lqos.load.download import DownloadStream
 from lqos.load.limits import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, LoadLimits
 from lqos.load.tickets import LoadSession, LoadTickets
 from lqos.load.websocket import BulkPlan, bulk_download_factory
-from lqos.tcp import limit_unsent_bytes
+from lqos.net.sockets import limit_unsent_bytes
 from lqos.web.responses import json_body, json_error, set_security_headers
 
 # How long a browser may reuse a preflight answer.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lqos.refusal import Refused
+from lqos.net.refusal import Refused
 from lqos.sessions import MAX_COUNTED_TESTS_PER_MESSAGE, load_token_valid
 
 # A worker forgets a test this long after its last stream may start and once

@@ -17,8 +17,8 @@ from zope.interface import implementer
 
 from lqos.load.admission import StreamSlot
 from lqos.load.limits import LoadLimits
-from lqos.tcp import limit_unsent_bytes
-from lqos.websocket_options import apply_server_options
+from lqos.net.sockets import limit_unsent_bytes
+from lqos.net.websocket import apply_server_options
 
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL
 OPEN = WebSocketProtocol.STATE_OPEN

@@ -9,11 +9,11 @@ from twisted.internet import task
 from twisted.internet.endpoints import serverFromString
 from twisted.web.server import Site
 
-from lqos.endpoints import child_endpoint, guard_outside_tls
+from lqos.daemon.endpoints import child_endpoint, guard_outside_tls
 from lqos.load.request import LoadRequestFactory
 from lqos.load.routes import LoadEndpoints
 from lqos.load.tickets import LoadTickets
-from lqos.tcp import ConnectionLimits
+from lqos.net.connections import ConnectionLimits
 from lqos.web.accesslog import access_log_line
 
 # How often the bytes counted per test go to the main process.  The client

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from lqos.childproc import child_argument_parser, run_child
+from lqos.daemon.childproc import child_argument_parser, run_child
 from lqos.personas.protocol import PersonaFactory
 from lqos.personas.registry import discover_personas
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lqos.config import Config, child_ports
+from lqos.daemon.config import Config, child_ports
 from lqos.personas.model import IPersona
 
 

@@ -38,11 +38,11 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from lqos.measure.units import SECONDS, bytes_per_second
+from lqos.net.ratelimit import TokenBucket
+from lqos.net.sockets import send_small_messages_at_once
+from lqos.net.websocket import apply_server_options
 from lqos.personas.model import IPersona
-from lqos.ratelimit import TokenBucket
 from lqos.sessions import persona_token_valid
-from lqos.tcp import send_small_messages_at_once
-from lqos.websocket_options import apply_server_options
 
 MAX_LOAD_SECONDS = 60 * SECONDS
 IDLE_TIMEOUT = 20 * SECONDS

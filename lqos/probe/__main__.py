@@ -2,7 +2,7 @@
 
 import sys
 
-from lqos.childproc import child_argument_parser, run_child
+from lqos.daemon.childproc import child_argument_parser, run_child
 from lqos.probe.server import probe_site
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from lqos.measure.units import SECONDS, MINUTES
-from lqos.ratelimit import TokenBucket
-from lqos.refusal import Refused, raw_response
-from lqos.tcp import send_small_messages_at_once
-from lqos.websocket_options import apply_server_options
+from lqos.net.ratelimit import TokenBucket
+from lqos.net.refusal import Refused, raw_response
+from lqos.net.sockets import send_small_messages_at_once
+from lqos.net.websocket import apply_server_options
 
 
 MAX_PROBE_BYTES = 256
@@ -165,7 +165,7 @@ class ProbeChannel(HTTPChannel):
     The deadline runs from the connection's opening and again from the end of
     each response; the idle timeout alone would let a client that sends a
     byte every few seconds hold a connection for ever.  (The main port does
-    the same with ``lqos.tcp.ConnectionGuard``; that wrapper cannot sit over
+    the same with ``lqos.net.connections.ConnectionGuard``; that wrapper cannot sit over
     TLS here, where the child's endpoint puts TLS outside the site, because
     Autobahn then takes the wrapper for a TLS transport and fails.)  A
     WebSocket upgrade takes the transport away from the channel after its

@@ -13,7 +13,7 @@ import re
 from klein import Klein
 from twisted.logger import Logger
 
-from lqos.config import Config
+from lqos.daemon.config import Config
 from lqos.telemetry.auth import Refusal, refusal
 from lqos.telemetry.metrics import DaemonMetrics
 from lqos.telemetry.store import normalise_ip

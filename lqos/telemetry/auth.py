@@ -18,7 +18,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Sequence
 
-from lqos.web.clientip import address_of, client_ip
+from lqos.net.clientip import address_of, client_ip
 
 KEY_QUERY_PARAMETERS = frozenset({
     b"key", b"api_key", b"apikey", b"token", b"access_token", b"telemetry_api_key",

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Mapping
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from lqos.config import Config
+from lqos.daemon.config import Config
 from lqos.telemetry.api import TelemetryApi
 from lqos.telemetry.metrics import ChildCollector, DaemonMetrics, OutboxDepthCollector
 from lqos.telemetry.outbox import Destination, HttpPoster, Outbox, RetryPolicy

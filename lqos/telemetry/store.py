@@ -24,10 +24,10 @@ from zope.interface import implementer
 
 from lqos.measure.grading import GRADES
 from lqos.measure.units import HOURS
+from lqos.net.clientip import address_of
 from lqos.results import IResultStore
 from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, WEBHOOK
 from lqos.telemetry.schema import configure_connection, open_and_migrate
-from lqos.web.clientip import address_of
 
 log = Logger()
 

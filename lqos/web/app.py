@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.web.static import File
 
 from lqos import __version__
-from lqos.config import Config
+from lqos.daemon.config import Config
 from lqos.load.admission import query_text
 from lqos.load.limits import LoadLimits
 from lqos.measure.grading import compute_result
@@ -32,7 +32,7 @@ from lqos.measure.submission import (
     parse_household_submission,
     parse_submission,
 )
-from lqos.web.clientip import client_ip
+from lqos.net.clientip import client_ip
 from lqos.web.household import HouseholdEndpoints
 from lqos.web.responses import json_body, json_error, set_security_headers
 

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from lqos.web.clientip import client_ip
+from lqos.net.clientip import client_ip
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48"))
 

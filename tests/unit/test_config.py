@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lqos.config import (
+from lqos.daemon.config import (
     COERCERS,
     Config,
     ConfigError,

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from lqos.tcp import ConnectionGuard, ConnectionLimits
+from lqos.net.connections import ConnectionGuard, ConnectionLimits
 
 
 class Hello(Resource):

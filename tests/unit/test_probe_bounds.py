@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lqos.net.ratelimit import TokenBucket
 from lqos.probe.server import is_probe
-from lqos.ratelimit import TokenBucket
 
 
 @pytest.mark.parametrize(

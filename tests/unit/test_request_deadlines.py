@@ -26,14 +26,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from lqos.config import Config
+from lqos.daemon.config import Config
 from lqos.load.limits import LoadLimits
 from lqos.load.request import LoadRequestFactory
+from lqos.net.connections import ConnectionLimits
 from lqos.personas.protocol import MAX_HANDSHAKE_BYTES, PersonaFactory
 from lqos.personas.registry import discover_personas
 from lqos.probe.server import HEAD_SECONDS as PROBE_HEAD_SECONDS
 from lqos.probe.server import REFUSAL_LINGER, probe_site
-from lqos.tcp import ConnectionLimits
 
 CONFIG = Config()
 HEAD = CONFIG.http_request_head_seconds
@@ -74,7 +74,7 @@ def response_status(data: bytes) -> int:
 
 
 class MainPortDeadlineTests(SynchronousTestCase):
-    """The main port's stack as lqos.service builds it: limits around a Site of LoadAwareRequests."""
+    """The main port's stack as lqos.daemon.service builds it: limits around a Site of LoadAwareRequests."""
 
     def setUp(self):
         self.connect(head_seconds=HEAD, idle_seconds=IDLE)

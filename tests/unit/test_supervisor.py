@@ -7,7 +7,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from lqos.supervisor import ChildSpec, RestartPolicy, Supervisor
+from lqos.daemon.supervisor import ChildSpec, RestartPolicy, Supervisor
 
 
 class FakeProcess:

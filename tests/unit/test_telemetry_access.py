@@ -8,7 +8,7 @@ import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.web.test.requesthelper import DummyRequest
 
-from lqos.config import ConfigError, parse_config
+from lqos.daemon.config import ConfigError, parse_config
 from lqos.telemetry.api import BadQuery, parse_ip, parse_limit
 from lqos.telemetry.auth import KEY_IN_URL, NO_KEY, NOT_LOCAL, WRONG_KEY, refusal
 

@@ -3,7 +3,7 @@ from twisted.application.service import ServiceMaker
 
 lqos_bufferbloat = ServiceMaker(
     "lqos-bufferbloat",
-    "lqos.tap",
+    "lqos.daemon.tap",
     "A bufferbloat test that ISPs host themselves",
     "lqos-bufferbloat",
 )

@@ -14,15 +14,15 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from lqos.config import Config
+from lqos.daemon.config import Config
+from lqos.daemon.endpoints import guard_outside_tls, main_endpoint
+from lqos.daemon.secret import SECRET_FILE, load_or_create_secret
+from lqos.daemon.supervisor import ChildSpec, Supervisor
+from lqos.load.request import LoadRequestFactory
+from lqos.net.connections import ConnectionLimits
 from lqos.personas.household import Household
 from lqos.personas.registry import discover_personas
-from lqos.secret import SECRET_FILE, load_or_create_secret
 from lqos.sessions import SessionLimits, SessionRegistry
-from lqos.endpoints import guard_outside_tls, main_endpoint
-from lqos.load.request import LoadRequestFactory
-from lqos.supervisor import ChildSpec, Supervisor
-from lqos.tcp import ConnectionLimits
 from lqos.telemetry.service import TelemetryService
 from lqos.web.accesslog import access_log_line
 from lqos.web.app import MainApp

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Protocol
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
 
-from lqos.endpoints import child_endpoint
+from lqos.daemon.endpoints import child_endpoint
 
 log = Logger()
 

@@ -7,9 +7,9 @@ import os
 from twisted.logger import Logger
 from twisted.python import usage
 
-from lqos.config import ConfigError, load_config
-from lqos.endpoints import TLSFilesError, check_tls_files
-from lqos.service import make_service
+from lqos.daemon.config import ConfigError, load_config
+from lqos.daemon.endpoints import TLSFilesError, check_tls_files
+from lqos.daemon.service import make_service
 
 DEFAULT_CONFIG_PATH = "/etc/lqos_test.conf"
 
