@@ -23,7 +23,7 @@ from lqos.client.load import UPLOAD_BODY_BYTES, RateCeiling, StreamPool, UploadM
 from lqos.client.schedule import UPLOAD_PHASES, WARMUP_PHASES, PhaseSpan, Schedule, TestClock, directions_of
 from lqos.client.windows import (WINDOW_MS, WARMUP_STEP_MS, WarmupRule, WindowCounter, throughput_rows,
                                  window_index, window_start)
-from lqos.measure.submission import MAX_WINDOW_BYTES, PROBE_TIMEOUT_MS
+from lqos.measure.submission import MAX_STREAMS, MAX_WINDOW_BYTES, PROBE_TIMEOUT_MS
 from lqos.measure.units import SECONDS, bytes_per_second, mbps
 
 PROBER_READY_TIMEOUT = 20 * SECONDS
@@ -102,13 +102,13 @@ class WarmupDriver:
     the count the warm-up had when it ended.
     """
 
-    def __init__(self, span: PhaseSpan, pool: StreamPool):
+    def __init__(self, span: PhaseSpan, pool: StreamPool, max_streams: int):
         self._pool = pool
         self._first = window_index(span.start_ms)
         self._end = math.ceil(span.end_ms / WINDOW_MS)
         self._per_step = max(1, round(WARMUP_STEP_MS / WINDOW_MS))
         self._bytes = 0
-        self.rule = WarmupRule()
+        self.rule = WarmupRule(max_streams)
         self.frozen = False
 
     def on_window(self, index: int, byte_count: int) -> None:
@@ -142,7 +142,9 @@ class LoadPhases:
         # [window start, ms late] of every window boundary's tick: a starved
         # client ticks late, and the server marks the phase (lqos.measure.grading).
         self.lags: list[list[float]] = []
-        self._min_streams = int((answer.get("limits") or {}).get("min_streams", 1))
+        limits = answer.get("limits") or {}
+        self._min_streams = int(limits.get("min_streams", 1))
+        self._max_streams = int(limits.get("max_streams", MAX_STREAMS))
         self._warmups: dict[str, WarmupDriver] = {}
         self.phase: str | None = None
         self._next_tick = 0
@@ -218,7 +220,7 @@ class LoadPhases:
         if not active:
             pool.stop()
         elif phase in WARMUP_PHASES:
-            self._warmups[direction] = WarmupDriver(self._schedule.span(phase), pool)
+            self._warmups[direction] = WarmupDriver(self._schedule.span(phase), pool, self._max_streams)
             pool.resize(1)
         else:
             pool.resize(self.streams.setdefault(direction, DEFAULT_STREAMS))

@@ -15,7 +15,6 @@ from typing import Callable
 from lqos.client.schedule import PHASES_OF_DIRECTION, Schedule
 from lqos.measure.grading import WINDOW_MS
 
-MAX_STREAMS = 16
 WARMUP_STEP_MS = 500.0
 MIN_GROWTH = 0.05  # add a stream while throughput grows by more than 5%
 
@@ -59,13 +58,13 @@ def throughput_rows(bytes_of: Callable[[int], int], direction: str, schedule: Sc
     return rows
 
 
-def should_add_stream(streams: int, previous_rate: float | None, rate: float) -> bool:
-    """Add a stream while throughput still grows by more than 5%, up to 16.
+def should_add_stream(streams: int, previous_rate: float | None, rate: float, max_streams: int) -> bool:
+    """Add a stream while throughput still grows by more than 5%, up to *max_streams*.
 
     *previous_rate* is the rate of the step before (None for the first step,
     which always grows: from nothing to something).
     """
-    if streams >= MAX_STREAMS:
+    if streams >= max_streams:
         return False
     if previous_rate is None:
         return True
@@ -76,10 +75,12 @@ class WarmupRule:
     """The warm-up as a state machine: feed it one rate per 0.5 s step.
 
     Starts with 1 stream; once a step grows by 5% or less it has found the
-    saturating count and never adds another stream.
+    saturating count and never adds another stream.  *max_streams* is the
+    server's ``limits.max_streams``.
     """
 
-    def __init__(self):
+    def __init__(self, max_streams: int):
+        self.max_streams = max_streams
         self.streams = 1
         self.settled = False
         self._previous: float | None = None
@@ -87,7 +88,7 @@ class WarmupRule:
     def step(self, rate: float) -> int:
         """Record one step's throughput; return the stream count to run next."""
         if not self.settled:
-            if should_add_stream(self.streams, self._previous, rate):
+            if should_add_stream(self.streams, self._previous, rate, self.max_streams):
                 self.streams += 1
             else:
                 self.settled = True

@@ -16,9 +16,10 @@ from lqos.client.probe import ProbeLog, next_probe_time
 from lqos.client.report import render
 from lqos.client.runner import CEILING_MBPS, LoadPhases, WarmupDriver, ceilings_mbps
 from lqos.client.schedule import Schedule, directions_of
-from lqos.client.windows import (MAX_STREAMS, WarmupRule, WindowCounter, counter_at, counter_windows,
+from lqos.client.windows import (WarmupRule, WindowCounter, counter_at, counter_windows,
                                  should_add_stream, throughput_rows, window_index, window_start)
 from lqos.measure.grading import ProbeSample, ThroughputWindow, compute_result
+from lqos.measure.submission import MAX_STREAMS
 
 # The server's single-user schedules, as POST /api/tests hands them out.
 SHORT = Schedule.from_phases([["baseline", 2], ["download_warmup", 2], ["download", 3],
@@ -124,21 +125,26 @@ def test_counter_is_read_linearly_between_samples_and_flat_outside():
 
 
 def test_warmup_adds_while_growth_is_above_five_percent():
-    rule = WarmupRule()
+    rule = WarmupRule(MAX_STREAMS)
     assert [rule.step(r) for r in (100, 200, 260, 270, 999)] == [2, 3, 4, 4, 4]
     assert rule.settled
 
 
 def test_five_percent_exactly_is_not_growth():
-    assert should_add_stream(3, 100.0, 105.0) is False
-    assert should_add_stream(3, 100.0, 105.1) is True
-    assert should_add_stream(1, None, 0.0) is True
-    assert should_add_stream(MAX_STREAMS, 1.0, 1e9) is False
+    assert should_add_stream(3, 100.0, 105.0, MAX_STREAMS) is False
+    assert should_add_stream(3, 100.0, 105.1, MAX_STREAMS) is True
+    assert should_add_stream(1, None, 0.0, MAX_STREAMS) is True
+    assert should_add_stream(MAX_STREAMS, 1.0, 1e9, MAX_STREAMS) is False
+
+
+def test_the_warmup_stops_at_the_servers_limit():
+    rule = WarmupRule(max_streams=3)
+    assert [rule.step(r) for r in (100, 200, 400, 800)] == [2, 3, 3, 3]
 
 
 @given(st.lists(rates, max_size=60))
 def test_warmup_rule_never_exceeds_16_streams_nor_adds_after_a_flat_step(step_rates):
-    rule = WarmupRule()
+    rule = WarmupRule(MAX_STREAMS)
     counts, flat_seen, previous = [], False, None
     for rate in step_rates:
         before = rule.streams
@@ -167,7 +173,7 @@ class FakePool:
 def test_warmup_driver_steps_every_two_windows_and_freezes_at_the_end():
     span = SHORT.span("download_warmup")  # 2000..4000 ms: windows 8..15, four steps
     pool = FakePool()
-    driver = WarmupDriver(span, pool)
+    driver = WarmupDriver(span, pool, MAX_STREAMS)
     for index, size in zip(range(8, 16), [10, 10, 30, 30, 60, 60, 120, 120]):
         driver.on_window(index, size)
     # Steps 1-3 resize; the fourth still grows but the saturation phase keeps the count.
