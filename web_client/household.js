@@ -9,7 +9,7 @@
 // to result_url and the page shows what the server graded. No grading here.
 
 import { PersonaConnection } from "./household-persona.js";
-import { TestFailure, openSession, submitResult } from "./runner.js";
+import { TestFailure, openSession, submitResult } from "./api.js";
 
 const OPEN_TIMEOUT_MS = 8000;
 const TICK_MS = 250;

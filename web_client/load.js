@@ -12,6 +12,8 @@
 // - Downloads and uploads go to ports of their own (download_url, upload_url),
 //   each with its own six HTTP/1.1 connections.
 
+import { errorDetail } from "./api.js";
+
 export const WINDOW_MS = 250;
 const MiB = 1024 * 1024;
 const MIN_UPLOAD_BYTES = 1 * MiB;
@@ -28,17 +30,6 @@ export class LoadError extends Error {
     super(message);
     this.fatal = fatal;
   }
-}
-
-/** The error text of an HTTP answer: its JSON {"error"} if any, else the status. */
-export async function errorDetail(response) {
-  try {
-    const body = await response.json();
-    if (body && typeof body.error === "string") return body.error;
-  } catch {
-    // not JSON: fall through
-  }
-  return `HTTP ${response.status}${response.statusText ? " " + response.statusText : ""}`;
 }
 
 /**

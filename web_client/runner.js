@@ -9,8 +9,9 @@
 
 import {
   AcknowledgedBytes, LoadError, ProgressPoller, ReceivedBytes, STREAMS_PER_ORIGIN,
-  TimerLag, WINDOW_MS, errorDetail, warmUp,
+  TimerLag, WINDOW_MS, warmUp,
 } from "./load.js";
+import { TestFailure, openSession, submitResult } from "./api.js";
 import { FLUSH_MS, LoadThread } from "./load-thread.js";
 
 const DIRECTIONS_OF_PHASE = {
@@ -23,80 +24,6 @@ const DIRECTIONS_OF_PHASE = {
 };
 const WARMUP_PHASES = new Set(["download_warmup", "upload_warmup"]);
 const PROBE_OPEN_TIMEOUT_MS = 5000;
-const MAX_SUBMIT_WAIT_SECONDS = 30;
-
-/** Why a test ended without a result; `message` is written for the customer. */
-export class TestFailure extends Error {
-  constructor(message, { phase = null, retryAfter = null, kind = "failed" } = {}) {
-    super(message);
-    this.phase = phase;
-    this.retryAfter = retryAfter;
-    this.kind = kind;
-  }
-}
-
-/** Seconds from a Retry-After header (seconds or an HTTP date), or null. */
-export function parseRetryAfter(value) {
-  if (!value) return null;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(1, Math.ceil(seconds));
-  const date = Date.parse(value);
-  return Number.isFinite(date) ? Math.max(1, Math.ceil((date - Date.now()) / 1000)) : null;
-}
-
-async function busyFailure(response, what) {
-  const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-  const detail = await errorDetail(response);
-  const when = retryAfter ? ` Please try again in ${retryAfter} s.` : " Please try again in a minute.";
-  return new TestFailure(`${what}: ${detail}.${when}`, { retryAfter, kind: "busy" });
-}
-
-/** POST /api/tests: the session the server opened, or a TestFailure that says why not. */
-export async function openSession(mode, schedule) {
-  let response;
-  try {
-    response = await fetch("/api/tests", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ mode, schedule }),
-      cache: "no-store",
-    });
-  } catch {
-    throw new TestFailure("The test server is not answering. Check your connection and try again.");
-  }
-  if (response.status === 429) throw await busyFailure(response, "The server cannot start another test right now");
-  if (!response.ok) throw new TestFailure(`The server could not start a test: ${await errorDetail(response)}.`);
-  return response.json();
-}
-
-/**
- * POST the raw samples to `resultUrl` and return the server's result. A 429
- * with a short Retry-After is waited out once (`onWaiting(seconds)` says so).
- */
-export async function submitResult(resultUrl, submission, onWaiting) {
-  const body = JSON.stringify(submission);
-  for (let attempt = 0; ; attempt += 1) {
-    let response;
-    try {
-      response = await fetch(resultUrl, {
-        method: "POST", headers: { "content-type": "application/json" }, body, cache: "no-store",
-      });
-    } catch {
-      throw new TestFailure("The measurements could not be sent: the test server is not answering.");
-    }
-    if (response.ok) return response.json();
-    if (response.status === 429) {
-      const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-      if (attempt === 0 && retryAfter !== null && retryAfter <= MAX_SUBMIT_WAIT_SECONDS) {
-        onWaiting(retryAfter);
-        await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
-        continue;
-      }
-      throw await busyFailure(response, "The server is too busy to grade this test");
-    }
-    throw new TestFailure(`The server did not accept the measurements: ${await errorDetail(response)}.`);
-  }
-}
 
 /** The phases with start and end on the test clock. */
 export function phaseSpans(phases) {
