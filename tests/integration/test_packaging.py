@@ -157,6 +157,15 @@ def install_requires() -> list[Requirement]:
     return [Requirement(line) for line in setup["options"]["install_requires"].strip().splitlines()]
 
 
+def test_every_package_of_the_checkout_is_installed():
+    """setup.cfg lists the packages by hand; a package left out works in the checkout and is missing from the .deb."""
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    listed = set(setup["options"]["packages"].split())
+    in_checkout = {".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "lqos").rglob("__init__.py")}
+    assert in_checkout - listed == set()
+
+
 def test_pinned_requirements_satisfy_setup_cfg():
     pins = {}
     for line in (REPO / "debian" / "requirements.txt").read_text().splitlines():
