@@ -35,8 +35,26 @@ MAX_COUNTED_TESTS_PER_MESSAGE = 500
 
 @dataclass(frozen=True)
 class Phase:
+    """One phase of a schedule, as the server hands it to a client.
+
+    ``load`` names the directions ("down", "up") the single-user test's bulk
+    streams load in it, and ``warmup`` marks a phase in which the client finds
+    how many streams fill the line; clients take both from the answer rather
+    than from the phase's name.  A household's members follow their own
+    plans, so its phases load nothing here.
+    """
+
     name: str
     seconds: float
+    load: tuple[str, ...] = ()
+    warmup: bool = False
+
+    def describe(self) -> dict:
+        """The phase in the answer to ``POST /api/tests``."""
+        return {"name": self.name, "seconds": self.seconds, "load": list(self.load), "warmup": self.warmup}
+
+
+DOWN, UP = ("down",), ("up",)
 
 
 # Schedules by mode: the LibreQoS test's 40 s single-user schedule and its
@@ -54,12 +72,14 @@ class Phase:
 SCHEDULES: dict[str, dict[str, tuple[Phase, ...]]] = {
     "single_user": {
         "standard": (
-            Phase("baseline", 5), Phase("upload_warmup", 5), Phase("upload", 10),
-            Phase("download_warmup", 5), Phase("download", 10), Phase("bidirectional", 5),
+            Phase("baseline", 5), Phase("upload_warmup", 5, UP, warmup=True), Phase("upload", 10, UP),
+            Phase("download_warmup", 5, DOWN, warmup=True), Phase("download", 10, DOWN),
+            Phase("bidirectional", 5, DOWN + UP),
         ),
         "short": (
-            Phase("baseline", 2), Phase("upload_warmup", 2), Phase("upload", 3),
-            Phase("download_warmup", 2), Phase("download", 3), Phase("bidirectional", 3),
+            Phase("baseline", 2), Phase("upload_warmup", 2, UP, warmup=True), Phase("upload", 3, UP),
+            Phase("download_warmup", 2, DOWN, warmup=True), Phase("download", 3, DOWN),
+            Phase("bidirectional", 3, DOWN + UP),
         ),
     },
     "virtual_household": {

@@ -14,22 +14,19 @@ import {
 import { TestFailure, openSession, submitResult } from "./api.js";
 import { FLUSH_MS, LoadThread } from "./load-thread.js";
 
-const DIRECTIONS_OF_PHASE = {
-  baseline: [],
-  download_warmup: ["down"],
-  download: ["down"],
-  upload_warmup: ["up"],
-  upload: ["up"],
-  bidirectional: ["down", "up"],
-};
-const WARMUP_PHASES = new Set(["download_warmup", "upload_warmup"]);
 const PROBE_OPEN_TIMEOUT_MS = 5000;
 
-/** The phases with start and end on the test clock. */
+/**
+ * The phases with start and end on the test clock, and what the server says
+ * each loads (`load`: "down", "up") and whether it is a warm-up.
+ */
 export function phaseSpans(phases) {
   let start = 0;
   return phases.map((phase) => {
-    const span = { name: phase.name, seconds: phase.seconds, start, end: start + phase.seconds * 1000 };
+    const span = {
+      name: phase.name, seconds: phase.seconds, start, end: start + phase.seconds * 1000,
+      load: phase.load || [], warmup: Boolean(phase.warmup),
+    };
     start = span.end;
     return span;
   });
@@ -225,9 +222,9 @@ export class SingleUserTest {
       this.current = span;
       this.emit("phase", span, index);
       const warmups = [];
-      for (const direction of DIRECTIONS_OF_PHASE[span.name] || []) {
+      for (const direction of span.load) {
         const group = this.group(direction);
-        if (WARMUP_PHASES.has(span.name)) {
+        if (span.warmup) {
           warmups.push(warmUp({
             group,
             startMs: span.start,
@@ -250,7 +247,7 @@ export class SingleUserTest {
       await Promise.all([this.sleepUntil(span.end), ...warmups]);
       // Stop a direction's streams when the next phase does not load it.
       const next = this.spans[index + 1];
-      const nextDirections = next ? DIRECTIONS_OF_PHASE[next.name] || [] : [];
+      const nextDirections = next ? next.load : [];
       for (const direction of ["down", "up"]) {
         if (this.groups[direction] && !nextDirections.includes(direction)) {
           this.groups[direction].stop();
@@ -275,7 +272,7 @@ export class SingleUserTest {
   throughputRows() {
     const rows = [];
     for (const span of this.spans) {
-      const directions = DIRECTIONS_OF_PHASE[span.name] || [];
+      const directions = span.load;
       for (let start = span.start; start < span.end; start += WINDOW_MS) {
         if (directions.includes("down")) {
           rows.push([span.name, start, "down", this.received.windowBytes(Math.floor(start / WINDOW_MS))]);

@@ -20,7 +20,7 @@ from twisted.internet import defer
 
 from lqos.client.http import ClientError, Http
 from lqos.client.load import UPLOAD_BODY_BYTES, RateCeiling, StreamPool, UploadMeter, download_stream, random_block, upload_stream
-from lqos.client.schedule import UPLOAD_PHASES, WARMUP_PHASES, PhaseSpan, Schedule, TestClock, directions_of
+from lqos.client.schedule import PhaseSpan, Schedule, TestClock
 from lqos.client.windows import (WINDOW_MS, WARMUP_STEP_MS, WarmupRule, WindowCounter, throughput_rows,
                                  window_index, window_start)
 from lqos.measure.submission import MAX_STREAMS, MAX_WINDOW_BYTES, PROBE_TIMEOUT_MS
@@ -59,7 +59,7 @@ def ceilings_mbps(answer: dict, max_mbps: float = CEILING_MBPS) -> dict[str, flo
     mid-phase would end the test (the server refuses further bodies)."""
     schedule = Schedule.from_phases(answer["phases"])
     upload_seconds = sum(span.end_ms - span.start_ms for span in schedule.spans
-                         if span.name in UPLOAD_PHASES) / 1000.0
+                         if "up" in span.load) / 1000.0
     budget = upload_budget(answer)
     if budget is None or not upload_seconds:
         return {"down": max_mbps, "up": max_mbps}
@@ -192,7 +192,8 @@ class LoadPhases:
 
     def _tick(self, boundary: int) -> None:
         self._on_window("down", boundary - 1, self.received.bytes_in(boundary - 1))
-        if any(self._schedule.phase_at(window_start(i)) in UPLOAD_PHASES for i in (boundary - 1, boundary)):
+        if any("up" in self._schedule.directions(self._schedule.phase_at(window_start(i)))
+               for i in (boundary - 1, boundary)):
             self.upload_meter.poll(boundary)
         phase = self._schedule.phase_at(window_start(boundary))
         if phase != self.phase:
@@ -209,7 +210,7 @@ class LoadPhases:
             self._finish()
             return
         for direction in DIRECTIONS:
-            self._configure(direction, phase, direction in directions_of(phase))
+            self._configure(direction, phase, direction in self._schedule.directions(phase))
 
     def _configure(self, direction: str, phase: str, active: bool) -> None:
         pool = self.pools[direction]
@@ -219,7 +220,7 @@ class LoadPhases:
             self.streams[direction] = max(pool.count, self._min_streams)
         if not active:
             pool.stop()
-        elif phase in WARMUP_PHASES:
+        elif self._schedule.span(phase).warmup:
             self._warmups[direction] = WarmupDriver(self._schedule.span(phase), pool, self._max_streams)
             pool.resize(1)
         else:
@@ -277,7 +278,7 @@ async def run_test(reactor, http: Http, answer: dict, prober, ceilings: dict[str
 
 
 def _last_upload_end(schedule: Schedule) -> float:
-    return max((span.end_ms for span in schedule.spans if span.name in UPLOAD_PHASES), default=0.0)
+    return max((span.end_ms for span in schedule.spans if "up" in span.load), default=0.0)
 
 
 def _fail_load(failure, load: LoadPhases):

@@ -10,12 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-DOWNLOAD_PHASES = frozenset({"download_warmup", "download", "bidirectional"})
-UPLOAD_PHASES = frozenset({"upload_warmup", "upload", "bidirectional"})
-WARMUP_PHASES = frozenset({"download_warmup", "upload_warmup"})
-PHASES_OF_DIRECTION = {"down": DOWNLOAD_PHASES, "up": UPLOAD_PHASES}
-
-
 class TestClock:
     """Milliseconds since *origin* (a ``time.monotonic()`` value)."""
 
@@ -28,9 +22,13 @@ class TestClock:
 
 @dataclass(frozen=True)
 class PhaseSpan:
+    """A phase on the test clock, with what the server said it loads (``load``: "down", "up")."""
+
     name: str
     start_ms: float
     end_ms: float
+    load: frozenset[str] = frozenset()
+    warmup: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,12 +39,23 @@ class Schedule:
 
     @classmethod
     def from_phases(cls, phases: list) -> Schedule:
-        """From ``[{"name", "seconds"}]`` (the server's answer) or ``[[name, seconds]]``."""
+        """From the server's answer, ``[{"name", "seconds", "load", "warmup"}]``, or ``[[name, seconds]]``.
+
+        The short form (what the client hands its prober) carries times only:
+        its phases load nothing.
+        """
         spans, start = [], 0.0
         for phase in phases:
-            name, seconds = (phase["name"], phase["seconds"]) if isinstance(phase, dict) else phase
+            if isinstance(phase, dict):
+                name, seconds = phase["name"], phase["seconds"]
+                load, warmup = frozenset(phase.get("load") or ()), bool(phase.get("warmup"))
+            else:
+                (name, seconds), load, warmup = phase, frozenset(), False
+            unknown = load - {"down", "up"}
+            if unknown:
+                raise ValueError(f"phase {name} loads an unknown direction: {sorted(unknown)}")
             end = start + float(seconds) * 1000.0
-            spans.append(PhaseSpan(str(name), start, end))
+            spans.append(PhaseSpan(str(name), start, end, load, warmup))
             start = end
         if not spans:
             raise ValueError("the schedule has no phases")
@@ -69,7 +78,7 @@ class Schedule:
     def span(self, name: str) -> PhaseSpan | None:
         return next((span for span in self.spans if span.name == name), None)
 
-
-def directions_of(phase: str) -> set[str]:
-    """Which directions carry load in *phase*: ``{"down"}``, ``{"up"}``, both or none."""
-    return {direction for direction, phases in PHASES_OF_DIRECTION.items() if phase in phases}
+    def directions(self, name: str | None) -> frozenset[str]:
+        """Which directions the phase called *name* loads; none for no such phase."""
+        span = self.span(name) if name is not None else None
+        return span.load if span is not None else frozenset()

@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from typing import Callable
 
-from lqos.client.schedule import PHASES_OF_DIRECTION, Schedule
+from lqos.client.schedule import Schedule
 from lqos.measure.grading import WINDOW_MS
 
 WARMUP_STEP_MS = 500.0
@@ -49,7 +49,7 @@ def throughput_rows(bytes_of: Callable[[int], int], direction: str, schedule: Sc
     ``bytes_of(index)`` is a window's byte count."""
     rows = []
     for span in schedule.spans:
-        if span.name not in PHASES_OF_DIRECTION[direction]:
+        if direction not in span.load:
             continue
         for index in range(window_index(span.start_ms), math.ceil(span.end_ms / WINDOW_MS)):
             start = window_start(index)

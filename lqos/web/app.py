@@ -134,7 +134,7 @@ class MainApp:
             "token": session.token,
             "mode": session.mode,
             "expires_in_seconds": round(session.expires_at - self._clock.seconds()),
-            "phases": [{"name": p.name, "seconds": p.seconds} for p in session.phases],
+            "phases": [phase.describe() for phase in session.phases],
             "result_url": f"{http}://{host}:{main}/api/tests/{session.test_id}/result",
         }
         if session.mode == "virtual_household":

@@ -15,18 +15,18 @@ from lqos.client.load import RateCeiling, RepeatingBodyProducer, StreamPool, Upl
 from lqos.client.probe import ProbeLog, next_probe_time
 from lqos.client.report import render
 from lqos.client.runner import CEILING_MBPS, LoadPhases, WarmupDriver, ceilings_mbps
-from lqos.client.schedule import Schedule, directions_of
+from lqos.client.schedule import Schedule
 from lqos.client.windows import (WarmupRule, WindowCounter, counter_at, counter_windows,
                                  should_add_stream, throughput_rows, window_index, window_start)
 from lqos.measure.grading import ProbeSample, ThroughputWindow, compute_result
 from lqos.measure.submission import MAX_STREAMS
+from lqos.sessions import SCHEDULES
 
 # The server's single-user schedules, as POST /api/tests hands them out.
-SHORT = Schedule.from_phases([["baseline", 2], ["download_warmup", 2], ["download", 3],
-                              ["upload_warmup", 2], ["upload", 3], ["bidirectional", 3]])
-STANDARD = Schedule.from_phases([{"name": name, "seconds": seconds} for name, seconds in [
-    ("baseline", 5), ("download_warmup", 5), ("download", 10), ("upload_warmup", 5), ("upload", 10),
-    ("bidirectional", 5)]])
+SHORT_PHASES = [phase.describe() for phase in SCHEDULES["single_user"]["short"]]
+STANDARD_PHASES = [phase.describe() for phase in SCHEDULES["single_user"]["standard"]]
+SHORT = Schedule.from_phases(SHORT_PHASES)
+STANDARD = Schedule.from_phases(STANDARD_PHASES)
 times = st.floats(min_value=0.0, max_value=60_000.0, allow_nan=False)
 rates = st.floats(min_value=0.0, max_value=1e10, allow_nan=False)
 
@@ -46,19 +46,26 @@ class FakeClock:
 
 def test_schedule_spans_follow_each_other():
     assert [(s.name, s.start_ms, s.end_ms) for s in SHORT.spans[:3]] == [
-        ("baseline", 0, 2000), ("download_warmup", 2000, 4000), ("download", 4000, 7000)]
+        ("baseline", 0, 2000), ("upload_warmup", 2000, 4000), ("upload", 4000, 7000)]
     assert SHORT.duration_ms == 15_000
     assert STANDARD.duration_ms == 40_000
-    assert SHORT.phase_at(6999.9) == "download"
+    assert SHORT.phase_at(6999.9) == "upload"
     assert SHORT.phase_at(15_000) is None
     assert SHORT.phase_at(-1) is None
 
 
-def test_directions_of_phases():
-    assert directions_of("baseline") == set()
-    assert directions_of("download_warmup") == {"down"}
-    assert directions_of("upload") == {"up"}
-    assert directions_of("bidirectional") == {"down", "up"}
+def test_what_each_phase_loads_comes_from_the_servers_answer():
+    assert SHORT.directions("baseline") == set()
+    assert SHORT.directions("download_warmup") == {"down"}
+    assert SHORT.directions("upload") == {"up"}
+    assert SHORT.directions("bidirectional") == {"down", "up"}
+    assert SHORT.directions(None) == set()
+    assert [span.name for span in SHORT.spans if span.warmup] == ["upload_warmup", "download_warmup"]
+    # A schedule the server changes is followed: the client knows no phase by its name.
+    renamed = Schedule.from_phases([{"name": "idle", "seconds": 1}, {"name": "fill", "seconds": 1, "load": ["up"]}])
+    assert renamed.directions("fill") == {"up"} and renamed.directions("idle") == set()
+    with pytest.raises(ValueError, match="sideways"):
+        Schedule.from_phases([{"name": "odd", "seconds": 1, "load": ["sideways"]}])
 
 
 # --- windows ---------------------------------------------------------------------
@@ -86,7 +93,7 @@ def test_throughput_rows_cover_the_phases_of_their_direction_exactly(schedule):
     rows = throughput_rows(lambda index: index, "down", schedule)
     for span in schedule.spans:
         starts = [row[1] for row in rows if row[0] == span.name]
-        if "down" in directions_of(span.name):
+        if "down" in span.load:
             assert starts == [span.start_ms + 250 * i for i in range(int((span.end_ms - span.start_ms) / 250))]
         else:
             assert starts == []
@@ -171,16 +178,17 @@ class FakePool:
 
 
 def test_warmup_driver_steps_every_two_windows_and_freezes_at_the_end():
-    span = SHORT.span("download_warmup")  # 2000..4000 ms: windows 8..15, four steps
+    span = SHORT.span("download_warmup")  # 2 s: eight windows, four steps
+    first = window_index(span.start_ms)
     pool = FakePool()
     driver = WarmupDriver(span, pool, MAX_STREAMS)
-    for index, size in zip(range(8, 16), [10, 10, 30, 30, 60, 60, 120, 120]):
+    for index, size in zip(range(first, first + 8), [10, 10, 30, 30, 60, 60, 120, 120]):
         driver.on_window(index, size)
     # Steps 1-3 resize; the fourth still grows but the saturation phase keeps the count.
     assert pool.sizes == [2, 3, 4]
     assert driver.rule.streams == 5
-    driver.on_window(7, 10**9)
-    driver.on_window(16, 10**9)
+    driver.on_window(first - 1, 10**9)
+    driver.on_window(first + 8, 10**9)
     assert pool.sizes == [2, 3, 4]
 
 
@@ -301,8 +309,12 @@ def test_the_bidirectional_phase_keeps_the_streams_of_the_phase_before_it(first,
     """Entering the bidirectional phase adds the other direction and leaves the streams
     that already run alone: restarting them would make the phase count their slow start
     (seconds on a bloated link) instead of the link's steady state."""
-    phases = [["baseline", 1], [f"{first}_warmup", 1], [first, 1], [f"{second}_warmup", 1], [second, 1],
-              ["bidirectional", 1]]
+    direction_of = {"download": "down", "upload": "up"}
+    phases = [{"name": "baseline", "seconds": 1}]
+    for loaded in (first, second):
+        phases += [{"name": f"{loaded}_warmup", "seconds": 1, "load": [direction_of[loaded]], "warmup": True},
+                   {"name": loaded, "seconds": 1, "load": [direction_of[loaded]]}]
+    phases.append({"name": "bidirectional", "seconds": 1, "load": ["down", "up"]})
     answer = {"download_url": "http://x/download", "upload_url": "http://x/upload",
               "progress_url": "http://x/progress", "phases": phases, "limits": {"min_streams": 4}}
     reactor = task.Clock()
@@ -310,8 +322,7 @@ def test_the_bidirectional_phase_keeps_the_streams_of_the_phase_before_it(first,
                       Schedule.from_phases(phases), {"down": 100.0, "up": 100.0})
     fake = CountingPools()
     load.pools = fake.pools
-    direction_of = {"download": "down", "upload": "up"}
-    for name, _ in phases:
+    for name in (phase["name"] for phase in phases):
         load._enter(name)
         if name.endswith("_warmup"):
             load.pools[direction_of[name.removesuffix("_warmup")]].resize(5)  # what the warm-up found
@@ -410,8 +421,8 @@ def test_report_marks_an_unreliable_phase():
 
 
 def test_upload_is_paced_so_the_servers_allowance_lasts_the_whole_schedule():
-    standard = {"phases": [{"name": s.name, "seconds": (s.end_ms - s.start_ms) / 1000} for s in STANDARD.spans]}
-    short = {"phases": [{"name": s.name, "seconds": (s.end_ms - s.start_ms) / 1000} for s in SHORT.spans]}
+    standard = {"phases": STANDARD_PHASES}
+    short = {"phases": SHORT_PHASES}
     # Without a stated allowance only the ceiling applies.
     assert ceilings_mbps(standard) == {"down": CEILING_MBPS, "up": CEILING_MBPS}
     # 16 GiB over the 20 s that carry upload, less a 10% margin and one body in flight.
