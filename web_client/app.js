@@ -18,15 +18,12 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const SCREENS = ["start", "running", "result", "error"];
-const SCHEDULE_SECONDS = {
-  single_user: { standard: 40, short: 15 },
-  virtual_household: { standard: 35, short: 10 },
-};
 const MODE_NAMES = { single_user: "single_user", household: "virtual_household", virtual_household: "virtual_household" };
 const HOUSEHOLD = "virtual_household";
 
 const query = new URLSearchParams(location.search);
-const schedule = SCHEDULE_SECONDS.single_user[query.get("schedule")] ? query.get("schedule") : "standard";
+// The schedule asked for in the address; the server's list (GET /api/schedules) decides whether it exists.
+let schedule = query.get("schedule") || "standard";
 let mode = MODE_NAMES[query.get("mode")] || "single_user";
 const sharedMatch = location.pathname.match(/^\/r\/([A-Za-z0-9_-]{1,64})\/?$/);
 
@@ -54,9 +51,28 @@ function startUrl() {
 
 // --- start ---
 
+/**
+ * The start screen's lengths, from the schedules the server runs. Until they
+ * arrive (or if they cannot) the page keeps the standard lengths it was
+ * served with; an unknown ?schedule= falls back to the standard one.
+ */
+async function showScheduleLengths() {
+  let schedules = null;
+  try {
+    const response = await fetch("/api/schedules", { cache: "no-store" });
+    if (response.ok) schedules = await response.json();
+  } catch {
+    return;
+  }
+  if (!schedules?.single_user) return;
+  if (!schedules.single_user[schedule]) schedule = "standard";
+  for (const [id, forMode] of [["start-duration", "single_user"], ["household-duration", HOUSEHOLD]]) {
+    const seconds = schedules[forMode]?.[schedule]?.seconds;
+    if (Number.isFinite(seconds)) $(id).textContent = String(Math.round(seconds));
+  }
+}
+
 function showStart(notice) {
-  $("start-duration").textContent = String(SCHEDULE_SECONDS.single_user[schedule]);
-  $("household-duration").textContent = String(SCHEDULE_SECONDS[HOUSEHOLD][schedule]);
   for (const input of document.querySelectorAll("input[name='mode']")) input.checked = input.value === mode;
   applyMode();
   const box = $("start-notice");
@@ -480,4 +496,7 @@ $("retry-button").addEventListener("click", () => {
 
 showSponsor($("sponsor"));
 if (sharedMatch) showShared(sharedMatch[1]);
-else showStart();
+else {
+  showStart();
+  showScheduleLengths();
+}

@@ -80,6 +80,16 @@ class MainApp:
     def sponsor(self, request) -> bytes:
         return json_body(request, self._config.sponsor())
 
+    @app.route("/api/schedules", methods=["GET"])
+    def schedules(self, request) -> bytes:
+        """Every mode's schedules, as a page shows them before a test starts ("in about 40 seconds")."""
+        return json_body(request, {
+            mode: {name: {"seconds": sum(phase.seconds for phase in phases),
+                          "phases": [phase.describe() for phase in phases]}
+                   for name, phases in schedules.items()}
+            for mode, schedules in SCHEDULES.items()
+        })
+
     @app.route("/api/health", methods=["GET"])
     def health(self, request) -> bytes:
         """200 when every child is up, 503 otherwise: what a load balancer checks."""

@@ -40,6 +40,20 @@ def test_start_answers_schedule_urls_and_limits(shared_daemon, started):
         assert started[key].startswith(f"{scheme}://127.0.0.1:{port}{path}?test={started['test_id']}&until=")
     assert started["progress_url"].startswith(f"http://127.0.0.1:{shared_daemon.port}/api/tests/")
     assert started["limits"]["probe_interval_ms"] == 100
+    loads = {phase["name"]: (phase["load"], phase["warmup"]) for phase in started["phases"]}
+    assert loads["baseline"] == ([], False)
+    assert loads["upload_warmup"] == (["up"], True)
+    assert loads["bidirectional"] == (["down", "up"], False)
+
+
+def test_schedules_list_what_a_start_would_answer(shared_daemon, started):
+    """The page's start screen says "in about N seconds" from this list, before any test starts."""
+    status, schedules = shared_daemon.get_json("/api/schedules")
+    assert status == 200
+    assert schedules["single_user"]["short"]["phases"] == started["phases"]
+    assert schedules["single_user"]["short"]["seconds"] == 15
+    assert schedules["single_user"]["standard"]["seconds"] == 40
+    assert schedules["virtual_household"]["standard"]["seconds"] == 35
 
 
 def test_result_is_graded_stored_and_shared(shared_daemon, started):
