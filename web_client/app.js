@@ -12,9 +12,10 @@ import { renderResult } from "./results.js";
 import { cardPng } from "./card.js";
 import { h, mbps, ms, phaseInfo } from "./format.js";
 import { HouseholdTest } from "./household.js";
-import {
-  HouseholdLive, fetchProfiles, householdCardPng, renderHouseholdResult, renderStartMembers,
-} from "./household-view.js";
+import { fetchProfiles, renderStartMembers } from "./household-view.js";
+import { HouseholdLive } from "./household-live.js";
+import { renderHouseholdResult } from "./household-result.js";
+import { householdCardPng } from "./household-card.js";
 
 const $ = (id) => document.getElementById(id);
 const SCREENS = ["start", "running", "result", "error"];

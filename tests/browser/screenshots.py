@@ -57,7 +57,7 @@ def household(daemon, output: Path) -> None:
             page.screenshot(output / f"{name}-household-result-full.png", full_page=True)
             if name == "phone":
                 card = page.evaluate("""(async () => {
-                    const { drawHouseholdCard } = await import("/household-view.js");
+                    const { drawHouseholdCard } = await import("/household-card.js");
                     const record = await (await fetch(location.pathname, { headers: { Accept: "application/json" } })).json();
                     return drawHouseholdCard(record, { shareUrl: location.href, sponsor: "Sponsor: Example Fibre" })
                         .toDataURL("image/png").split(",")[1];
