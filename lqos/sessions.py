@@ -88,7 +88,26 @@ SCHEDULES: dict[str, dict[str, tuple[Phase, ...]]] = {
     },
 }
 
-MODES = tuple(SCHEDULES)
+# A schedule for checking an installation end to end in seconds: the
+# project's own suite runs it on loopback, and an operator's monitoring may.
+# A phase of a second or two holds too few probes and throughput windows to
+# grade a real line well, so a server offers it only when its config says
+# ``quick_schedule = on``.
+QUICK_SCHEDULES: dict[str, tuple[Phase, ...]] = {
+    "single_user": (
+        Phase("baseline", 1.5), Phase("upload_warmup", 1, UP, warmup=True), Phase("upload", 1.5, UP),
+        Phase("download_warmup", 1, DOWN, warmup=True), Phase("download", 1.5, DOWN),
+        Phase("bidirectional", 1.5, DOWN + UP),
+    ),
+    "virtual_household": (Phase("baseline", 1.5), Phase("load", 4)),
+}
+
+
+def offered_schedules(quick: bool = False) -> dict[str, dict[str, tuple[Phase, ...]]]:
+    """The schedules a server runs, by mode: ``SCHEDULES``, and "quick" when it is switched on."""
+    if not quick:
+        return SCHEDULES
+    return {mode: {**schedules, "quick": QUICK_SCHEDULES[mode]} for mode, schedules in SCHEDULES.items()}
 
 
 @dataclass(frozen=True)
@@ -117,16 +136,13 @@ class TestSession:
     client_ip: str
     mode: str
     schedule_name: str
+    phases: tuple[Phase, ...]
     started_at: float
     token: str
     download_bytes: int = 0
     upload_bytes: int = 0
     active_streams: int = 0
     submitted: bool = False
-
-    @property
-    def phases(self) -> tuple[Phase, ...]:
-        return SCHEDULES[self.mode][self.schedule_name]
 
     @property
     def duration(self) -> float:
@@ -200,16 +216,19 @@ class SessionRegistry:
     secret: bytes
     clock: object
     limits: SessionLimits = SessionLimits()
+    schedules: dict[str, dict[str, tuple[Phase, ...]]] = field(default_factory=offered_schedules)
     _sessions: dict[str, TestSession] = field(default_factory=dict)
     _starts_by_ip: dict[str, deque] = field(default_factory=dict)
 
     def start(self, client_ip: str, mode: str = "single_user", schedule: str = "standard") -> TestSession:
+        """A new session on one of ``schedules``; KeyError for a mode or schedule this server does not run."""
+        phases = self.schedules[mode][schedule]
         now = self.clock.seconds()
         self._forget_expired(now)
         self._check_limits(client_ip, now)
         test_id = secrets.token_urlsafe(12)
         token = sign(self.secret, test_id, client_ip, now)
-        session = TestSession(test_id, client_ip, mode, schedule, now, token)
+        session = TestSession(test_id, client_ip, mode, schedule, phases, now, token)
         self._sessions[test_id] = session
         self._starts_by_ip.setdefault(client_ip, deque()).append(now)
         return session

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).parent / "twistd"
 # The child ports, by the role that listens there ("load" is every load worker).
 CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "upload")
+QUICK_SCHEDULE_ON = "quick_schedule=on\n"
 
 
 # Ports for the daemons tests start.  Each pytest-xdist worker takes its own
@@ -174,10 +175,15 @@ def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str,
             "--listen-address", "127.0.0.1"]
     for role, port in child_ports.items():
         args += [f"--{role}-port", str(port)]
-    if config_text is not None:
-        config_path = tmp_path / "lqos_test.conf"
-        config_path.write_text(config_text)
-        args += ["--config", str(config_path)]
+    # A test daemon offers the quick schedule (lqos/sessions.py) unless its
+    # config says otherwise: tests whose point is not the schedule run it, a
+    # test in 8 s rather than 15.
+    config_path = tmp_path / "lqos_test.conf"
+    text = config_text or ""
+    if "quick_schedule" not in text:
+        text += ("\n" if text and not text.endswith("\n") else "") + QUICK_SCHEDULE_ON
+    config_path.write_text(text)
+    args += ["--config", str(config_path)]
     context = None
     if tls:
         cert, key = tls

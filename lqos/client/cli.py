@@ -1,4 +1,4 @@
-"""``lqos-bufferbloat-test URL [--mode household] [--json] [--short] [--cafile PATH]``: the test from a terminal.
+"""``lqos-bufferbloat-test URL [--mode household] [--json] [--short | --schedule NAME] [--cafile PATH]``: the test from a terminal.
 
 Runs the same single-user test as the browser, or with ``--mode household``
 the virtual household (both in docs/PROTOCOL.md), against a server at
@@ -49,6 +49,13 @@ def positive_mbps(text: str) -> float:
     return value
 
 
+def schedule_name(text: str) -> str:
+    """A name the server may know; which names it runs is its to say (it answers 400 to others)."""
+    if not (0 < len(text) <= 32 and text.replace("_", "").isalnum() and text.isascii()):
+        raise argparse.ArgumentTypeError("must be a schedule's name, such as standard or short")
+    return text
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description="Measure bufferbloat against an lqos-bufferbloat server.")
     parser.add_argument("url", type=base_url, help="the server, e.g. https://test.isp.example")
@@ -56,8 +63,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="single_user (default): one device loads the line; household: the server's "
                              "personas (streaming, gaming, video call, updates, any plugged in) share it at once")
     parser.add_argument("--json", action="store_true", help="print the server's JSON result as it came")
-    parser.add_argument("--short", action="store_true",
-                        help="the short schedule (single user 15 s, household 10 s) instead of the standard one")
+    schedule = parser.add_mutually_exclusive_group()
+    schedule.add_argument("--short", dest="schedule", action="store_const", const="short", default="standard",
+                          help="the short schedule (single user 15 s, household 10 s) instead of the standard one")
+    schedule.add_argument("--schedule", type=schedule_name, metavar="NAME",
+                          help="a schedule by name, as the server lists them at /api/schedules: standard, "
+                               "short, or quick (seconds long, for checking an installation; only a server "
+                               "with quick_schedule=on runs it)")
     parser.add_argument("--cafile", metavar="PATH", help="trust this PEM certificate (a self-signed server)")
     parser.add_argument("--max-mbps", type=positive_mbps, default=CEILING_MBPS, metavar="N",
                         help=f"move at most N Mbit/s each way (default and most {CEILING_MBPS:g}, "
@@ -74,7 +86,7 @@ async def run(reactor, options: argparse.Namespace) -> tuple[bytes, dict[str, fl
     # The prober's interpreter starts while the server opens the session.
     prober = ChildProber(reactor, options.cafile)
     try:
-        answer = await start_test(http, options.url, "short" if options.short else "standard")
+        answer = await start_test(http, options.url, options.schedule)
         duration = sum(float(phase["seconds"]) for phase in answer["phases"])
         ceilings = ceilings_mbps(answer, options.max_mbps)
         started: list[float] = []
@@ -93,7 +105,7 @@ async def run_household_mode(reactor, options: argparse.Namespace) -> bytes:
     """The whole household test: the server's result (JSON bytes as received)."""
     http = Http(reactor, options.cafile)
     try:
-        answer = await start_household(http, options.url, "short" if options.short else "standard")
+        answer = await start_household(http, options.url, options.schedule)
         duration = sum(float(phase["seconds"]) for phase in answer["phases"])
         bulk_cap = options.max_mbps if options.max_mbps < CEILING_MBPS else None
         started: list[float] = []

@@ -91,6 +91,9 @@ class Config:
     # opens or its previous response ends (slowloris); idle is any silence.
     http_request_head_seconds: float = 20.0
     http_idle_timeout_seconds: float = 60.0
+    # Offer the "quick" schedule (lqos/sessions.py): a test in seconds, for
+    # checking an installation end to end, not for grading a line.
+    quick_schedule: bool = False
 
     @property
     def tls_enabled(self) -> bool:
@@ -173,6 +176,16 @@ def _seconds_between(low: float, high: float) -> Callable[[str], float]:
     return coerce
 
 
+_SWITCH_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
+
+
+def _on_off(raw: str) -> bool:
+    try:
+        return _SWITCH_WORDS[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{raw!r} is not on or off") from None
+
+
 def _endpoint(raw: str) -> str:
     """A Twisted server endpoint string; a bare number means ``tcp:N``."""
     raw = raw.strip()
@@ -243,6 +256,7 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "max_connections": _int_between(1, 1_000_000),
     "http_request_head_seconds": _seconds_between(1, 3600),
     "http_idle_timeout_seconds": _seconds_between(1, 3600),
+    "quick_schedule": _on_off,
 }
 
 assert set(COERCERS) == {f.name for f in dataclasses.fields(Config)}

@@ -22,7 +22,7 @@ from lqos.load.request import LoadRequestFactory
 from lqos.net.connections import ConnectionLimits
 from lqos.personas.household import Household
 from lqos.personas.registry import discover_personas
-from lqos.sessions import SessionLimits, SessionRegistry
+from lqos.sessions import SessionLimits, SessionRegistry, offered_schedules
 from lqos.telemetry.service import TelemetryService
 from lqos.web.accesslog import access_log_line
 from lqos.web.app import MainApp
@@ -85,7 +85,7 @@ def make_service(config: Config, reactor) -> MultiService:
     top = MultiService()
     secret = load_or_create_secret(config.data_dir)
     household = Household.from_config(config, discover_personas())
-    registry = SessionRegistry(secret, reactor, session_limits(config))
+    registry = SessionRegistry(secret, reactor, session_limits(config), offered_schedules(config.quick_schedule))
     supervisor = Supervisor(child_specs(config, household), reactor,
                             on_message=child_message_router(registry, household),
                             silent_after=CHILD_SILENT_SECONDS)

@@ -19,7 +19,7 @@ from lqos.load.limits import LoadLimits
 from lqos.measure.grading import compute_result
 from lqos.measure.household_grading import score_household
 from lqos.results import IResultStore, public_view
-from lqos.sessions import MODES, SCHEDULES, LimitExceeded, SessionRefused, SessionRegistry, TestSession, load_token
+from lqos.sessions import LimitExceeded, SessionRefused, SessionRegistry, TestSession, load_token
 from lqos.telemetry.api import TelemetryApi
 from lqos.telemetry.metrics import DaemonMetrics
 from lqos.measure.submission import (
@@ -87,7 +87,7 @@ class MainApp:
             mode: {name: {"seconds": sum(phase.seconds for phase in phases),
                           "phases": [phase.describe() for phase in phases]}
                    for name, phases in schedules.items()}
-            for mode, schedules in SCHEDULES.items()
+            for mode, schedules in self._registry.schedules.items()
         })
 
     @app.route("/api/health", methods=["GET"])
@@ -118,10 +118,11 @@ class MainApp:
         schedule = options.get("schedule", "standard")
         if not isinstance(mode, str) or not isinstance(schedule, str):
             return json_error(request, 400, "mode and schedule must be strings")
-        if mode not in MODES:
-            return json_error(request, 400, f"mode must be one of {list(MODES)}")
-        if schedule not in SCHEDULES[mode]:
-            return json_error(request, 400, f"schedule must be one of {sorted(SCHEDULES[mode])}")
+        offered = self._registry.schedules
+        if mode not in offered:
+            return json_error(request, 400, f"mode must be one of {list(offered)}")
+        if schedule not in offered[mode]:
+            return json_error(request, 400, f"schedule must be one of {sorted(offered[mode])}")
         try:
             session = self._registry.start(self.client_ip(request), mode, schedule)
         except LimitExceeded as limit:

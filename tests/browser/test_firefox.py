@@ -67,9 +67,9 @@ def test_a_short_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
     assert firefox.console_errors() == []
 
 
-def test_a_short_household_test_runs_to_a_stored_grade(sponsored_daemon, firefox):
+def test_a_household_test_runs_to_a_stored_grade(sponsored_daemon, firefox):
     firefox.daemon = sponsored_daemon
-    record = run_to_result(firefox, sponsored_daemon.url + "/?mode=household&schedule=short")
+    record = run_to_result(firefox, sponsored_daemon.url + "/?mode=household&schedule=quick")
     assert record["mode"] == "virtual_household"
     result = record["result"]
     shown = firefox.evaluate("""[...document.querySelectorAll('#member-summary li')].map(
@@ -82,7 +82,7 @@ def test_a_short_household_test_runs_to_a_stored_grade(sponsored_daemon, firefox
 def test_a_starved_page_says_this_device_could_not_keep_up(sponsored_daemon, firefox):
     """The page's thread gets 30 ms of every 150 ms: its timers run late, and the result says so."""
     firefox.daemon = sponsored_daemon
-    firefox.goto(sponsored_daemon.url + "/?schedule=short")
+    firefox.goto(sponsored_daemon.url + "/?schedule=quick")
     firefox.evaluate("""window.starve = setInterval(() => {
         const until = performance.now() + 120; while (performance.now() < until);
     }, 150)""")

@@ -15,10 +15,11 @@ from harness import shared_record, wait_for_screen
 
 pytestmark = pytest.mark.browser
 
-HOUSEHOLD_URL = "/?mode=household&schedule=short"
+# The quick schedule: 1.5 s idle, then 4 s of every member at once.
+HOUSEHOLD_URL = "/?mode=household&schedule=quick"
 CONFIG = ("sponsor_name=Example Fibre\nsponsor_url=https://fibre.example/\n"
           "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n")
-# Connecting, 10 s of schedule, the last pings, grading: the loopback bulk
+# Connecting, 5.5 s of schedule, the last pings, grading: the loopback bulk
 # download keeps both cores busy, so allow for a slow machine.
 RESULT_TIMEOUT_MS = 60_000
 
@@ -51,7 +52,7 @@ def shown_persona_grades(page) -> dict[str, str]:
 
 
 def run_to_result(page, daemon) -> dict:
-    """Start a short household test on *page*, wait for its result; the stored record."""
+    """Start a quick household test on *page*, wait for its result; the stored record."""
     page.goto(daemon.url + HOUSEHOLD_URL)
     page.click("#start-button")
     wait_for_screen(page, "result", timeout=RESULT_TIMEOUT_MS)
@@ -62,7 +63,7 @@ def run_to_result(page, daemon) -> dict:
 def test_household_start_screen_draws_a_card_per_listed_member(household_daemon, browser):
     page = browser.new_page(viewport={"width": 360, "height": 740})
     errors = console_errors(page)
-    page.goto(household_daemon.url + HOUSEHOLD_URL)
+    page.goto(household_daemon.url + "/?mode=household&schedule=short")
     page.wait_for_selector("#start-members .persona-card")
     assert page.is_checked("input[name='mode'][value='virtual_household']")
     assert page.is_enabled("input[name='mode'][value='virtual_household']")
@@ -89,7 +90,7 @@ def test_household_start_screen_draws_a_card_per_listed_member(household_daemon,
     page.close()
 
 
-def test_a_short_household_test_shows_the_stored_grades_and_its_share_link_opens_it(household_daemon, browser):
+def test_a_household_test_shows_the_stored_grades_and_its_share_link_opens_it(household_daemon, browser):
     page = browser.new_page(viewport={"width": 360, "height": 740})
     errors = console_errors(page)
     names = [p["name"] for p in profiles_of(household_daemon)]
@@ -193,8 +194,8 @@ def test_a_member_cut_off_mid_test_is_interrupted_and_the_others_go_on(tmp_path,
         page.click("#start-button")
         # Timed from here, not by watching the page: Playwright reports every bulk
         # WebSocket frame to itself (CDP Network events), so what it sees of a busy
-        # page lags by seconds. 5 s after Start is inside the 8 s load of the short schedule.
-        time.sleep(5)
+        # page lags by seconds. 3 s after Start is inside the quick schedule's load (1.5 to 5.5 s).
+        time.sleep(3)
         os.kill(gaming, signal.SIGKILL)
         wait_for_screen(page, "result", timeout=RESULT_TIMEOUT_MS)
         record = shared_record(daemon, page.input_value("#share-link").rsplit("/r/", 1)[1])
@@ -260,7 +261,7 @@ def test_a_daemon_killed_mid_household_ends_in_an_error_and_no_grade(tmp_path, b
         page = browser.new_page()
         page.goto(daemon.url + HOUSEHOLD_URL)
         page.click("#start-button")
-        time.sleep(5)  # inside the load (see the cut-off test for why it is timed)
+        time.sleep(3)  # inside the load (see the cut-off test for why it is timed)
         daemon.process.kill()
         daemon.process.wait()
         wait_for_screen(page, "error", timeout=30_000)

@@ -71,12 +71,12 @@ def page_errors(page) -> list[str]:
     return errors
 
 
-def test_a_short_test_over_https_reaches_a_grade(tls_daemon, trusting_browser):
+def test_a_test_over_https_reaches_a_grade(tls_daemon, trusting_browser):
     assert tls_daemon.url.startswith("https://")
     page = trusting_browser.new_page(viewport={"width": 390, "height": 844})
     errors = page_errors(page)
     throttle(page)
-    page.goto(tls_daemon.url + "/?schedule=short")
+    page.goto(tls_daemon.url + "/?schedule=quick")
     assert page.evaluate("location.protocol") == "https:" and page.evaluate("window.isSecureContext")
     page.wait_for_selector("#sponsor:not([hidden])")
 

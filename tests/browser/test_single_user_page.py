@@ -47,11 +47,11 @@ def test_start_page_shows_the_configured_sponsor_and_one_start_button(sponsored_
     page.close()
 
 
-def test_a_short_test_shows_the_stored_grade_and_its_share_link_opens_it(sponsored_daemon, browser):
+def test_a_test_shows_the_stored_grade_and_its_share_link_opens_it(sponsored_daemon, browser):
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors = console_errors(page)
     throttle(page)
-    page.goto(sponsored_daemon.url + "/?schedule=short")
+    page.goto(sponsored_daemon.url + "/?schedule=quick")
     page.click("#start-button")
     page.wait_for_selector("#stepper .step[aria-current='step']", timeout=10_000)
     assert page.text_content("#phase-now").strip()
@@ -111,7 +111,7 @@ def test_a_daemon_killed_mid_test_ends_in_an_error_and_no_grade(tmp_path, browse
     try:
         page = browser.new_page()
         throttle(page)
-        page.goto(daemon.url + "/?schedule=short")
+        page.goto(daemon.url + "/?schedule=quick")
         page.click("#start-button")
         page.wait_for_selector("#stepper .step[data-phase='download'][data-state='current']", timeout=20_000)
         daemon.process.kill()
@@ -143,7 +143,7 @@ def test_without_module_workers_the_load_runs_on_the_page_itself(sponsored_daemo
         };
     }""")
     throttle(page)
-    page.goto(sponsored_daemon.url + "/?schedule=short")
+    page.goto(sponsored_daemon.url + "/?schedule=quick")
     page.click("#start-button")
     wait_for_screen(page, "result")
     record = shared_record(sponsored_daemon, page.input_value("#share-link").rsplit("/r/", 1)[1])

@@ -1,8 +1,10 @@
-"""``lqos-bufferbloat-test`` against a real daemon: the whole short test, over the wire.
+"""``lqos-bufferbloat-test`` against a real daemon: the whole test, over the wire.
 
-Each run of the short schedule takes about 16 s, so the suite runs it three
-times only: JSON on plain HTTP, the readable summary over TLS, and a run
-whose server is killed half-way.
+The runs take the quick schedule (8 s; the test daemons offer it), except
+two that take the short one (15 s): the one whose server is killed
+half-way, which needs its length to tell "at once" from "at the end", and
+the starved one, which opened no stream at all in the quick schedule's 1 s
+warm-ups while stopped for 60% of the time.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ def shared_result(daemon, share_id: str) -> dict:
         return json.loads(response.read())
 
 
-def test_short_test_as_json_holds_every_figure_and_matches_the_share_link(shared_daemon):
-    done = run_cli(shared_daemon.url, "--short", "--json")
+def test_a_test_as_json_holds_every_figure_and_matches_the_share_link(shared_daemon):
+    done = run_cli(shared_daemon.url, "--schedule", "quick", "--json")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     record = json.loads(done.stdout)
@@ -43,16 +45,16 @@ def test_short_test_as_json_holds_every_figure_and_matches_the_share_link(shared
 
     baseline = result["baseline"]
     assert baseline["reliable"] and baseline["median_ms"] > 0
-    assert baseline["samples"] >= 15 and baseline["sent"] >= baseline["samples"]
+    assert baseline["samples"] >= 12 and baseline["sent"] >= baseline["samples"]
     for name, directions in LOADED_PHASES.items():
         phase = result["phases"][name]
         assert all(phase[figure] is not None for figure in PHASE_FIGURES), (name, phase)
-        assert phase["sent"] >= 25 and phase["samples"] == phase["sent"] - phase["lost"]
+        assert phase["sent"] >= 12 and phase["samples"] == phase["sent"] - phase["lost"]
         assert phase["grade"] in GRADES, (name, phase)
         assert phase["server_timed"] >= 0.9 * phase["samples"], (name, phase)  # the server timed the probes
         for direction in directions:
             throughput = phase["throughput_mbps"][direction]
-            assert throughput["windows"] == 12, (name, direction, throughput)  # 3 s of 250 ms windows
+            assert throughput["windows"] == 6, (name, direction, throughput)  # 1.5 s of 250 ms windows
             # Gbit/s on an idle loopback; the bidirectional download read 46 Mbit/s with the
             # suite's other tests on the same 2 cores.  The load moved; how fast is bench/'s question.
             assert throughput["median"] > 10, (name, direction, throughput)
@@ -70,12 +72,12 @@ def test_short_test_as_json_holds_every_figure_and_matches_the_share_link(shared
 def test_readable_summary_over_tls_with_the_servers_certificate(tmp_path, certificates):
     daemon = start_daemon(tmp_path, tls=certificates)
     try:
-        untrusted = run_cli(daemon.url, "--short", timeout=30)
+        untrusted = run_cli(daemon.url, "--schedule", "quick", timeout=30)
         assert untrusted.returncode == 1
         assert "certificate verify failed" in untrusted.stderr and "--cafile" in untrusted.stderr
         assert untrusted.stdout == ""
 
-        done = run_cli(daemon.url, "--short", "--cafile", certificates[0])
+        done = run_cli(daemon.url, "--schedule", "quick", "--cafile", certificates[0])
     finally:
         daemon.stop()
     assert done.returncode == 0, done.stderr

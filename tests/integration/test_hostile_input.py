@@ -502,8 +502,8 @@ def test_a_message_after_the_one_that_closed_the_connection_is_not_answered_or_l
 
 def test_after_all_of_it_a_customer_test_completes_and_nothing_was_logged_as_a_crash(hostile_target):
     """Runs last in the module: the whole of the above went through this daemon."""
-    done = subprocess.run([str(CLI), hostile_target.url, "--short", "--json"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([str(CLI), hostile_target.url, "--schedule", "quick", "--json"],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["overall"]["grade"]
     log = hostile_target.log()

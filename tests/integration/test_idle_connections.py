@@ -3,7 +3,7 @@
 Each idle connection costs the server a descriptor and a little memory and
 nothing else: the event loop does no work for a socket that sends nothing.
 The test holds 1000 of them open (spread over ten loopback addresses, 100
-each, under the default per-address limit of 128) while a short test runs
+each, under the default per-address limit of 128) while a quick test runs
 from 127.0.0.1 with the CLI client, and checks that the test completes with
 a grade and that the server really held every idle connection throughout.
 The request-head deadline is raised to 120 s for this daemon so that its
@@ -71,13 +71,13 @@ def still_open(sockets: list[socket.socket]) -> int:
     return len(sockets) - readable
 
 
-def test_a_short_test_completes_while_1000_idle_connections_are_held(patient_daemon, enough_descriptors):
+def test_a_test_completes_while_1000_idle_connections_are_held(patient_daemon, enough_descriptors):
     pids = patient_daemon.child_pids()
     idle = open_idle_connections(patient_daemon.port)
     try:
         assert still_open(idle) == IDLE_CONNECTIONS, "every idle connection was accepted, none refused"
-        done = subprocess.run([str(CLI), patient_daemon.url, "--short", "--json"], capture_output=True, text=True,
-                              timeout=150)
+        done = subprocess.run([str(CLI), patient_daemon.url, "--schedule", "quick", "--json"],
+                              capture_output=True, text=True, timeout=150)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["result"]["overall"]["grade"]
         assert still_open(idle) == IDLE_CONNECTIONS, "the idle connections were held, not shed, during the test"

@@ -171,3 +171,13 @@ def test_the_example_file_parses_without_warnings():
     documented = (REPO / "etc" / "lqos_test.conf.example").read_text()
     for key in COERCERS:
         assert f"{key}=" in documented, f"{key} is not documented in the example"
+
+
+@pytest.mark.parametrize("raw, expected", [("on", True), ("Yes", True), ("true", True), ("off", False), ("no", False)])
+def test_quick_schedule_is_a_switch(raw, expected):
+    assert parse_config(f"quick_schedule={raw}\n").values["quick_schedule"] is expected
+
+
+def test_a_switch_that_is_neither_on_nor_off_is_refused_with_its_line():
+    with pytest.raises(ConfigError, match=r"x.conf:2: .*'maybe' is not on or off"):
+        parse_config("sponsor_name=A\nquick_schedule=maybe\n", "x.conf")

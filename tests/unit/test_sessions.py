@@ -6,11 +6,14 @@ import pytest
 from twisted.internet.task import Clock
 
 from lqos.sessions import (
+    QUICK_SCHEDULES,
+    SCHEDULES,
     SUBMIT_GRACE,
     LimitExceeded,
     SessionLimits,
     SessionRefused,
     SessionRegistry,
+    offered_schedules,
     sign,
 )
 
@@ -96,3 +99,21 @@ def test_phase_at_follows_the_schedule():
     session = sessions.start("192.0.2.1")
     assert [session.phase_at(t) for t in (0, 4.9, 5, 14.9, 39.9, 40)] == [
         "baseline", "baseline", "upload_warmup", "upload", "bidirectional", None]
+
+
+def test_the_quick_schedule_runs_only_where_it_is_offered():
+    plain, _ = registry()
+    with pytest.raises(KeyError):
+        plain.start("192.0.2.1", schedule="quick")
+    clock = Clock()
+    quick = SessionRegistry(SECRET, clock, SessionLimits(), offered_schedules(quick=True))
+    session = quick.start("192.0.2.1", schedule="quick")
+    assert session.phases == QUICK_SCHEDULES["single_user"] and session.duration < 10
+    assert quick.start("192.0.2.2", "virtual_household", "quick").duration < 6
+    assert quick.start("192.0.2.3", schedule="standard").duration == 40
+
+
+def test_the_quick_schedule_has_every_phase_of_the_standard_one_in_its_order():
+    for mode, phases in QUICK_SCHEDULES.items():
+        standard = SCHEDULES[mode]["standard"]
+        assert [(p.name, p.load, p.warmup) for p in phases] == [(p.name, p.load, p.warmup) for p in standard]
