@@ -96,8 +96,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarise(label: str, runs: list[dict]) -> str:
-    load = [rtt for run in runs for _, phase, _, rtt in run["gaming"]["pings"] if phase == "load"]
-    idle = [rtt for run in runs for _, phase, _, rtt in run["gaming"]["pings"] if phase == "baseline" and rtt is not None]
+    load = [rtt for run in runs for _, phase, _, rtt, *_ in run["gaming"]["pings"] if phase == "load"]
+    idle = [rtt for run in runs for _, phase, _, rtt, *_ in run["gaming"]["pings"] if phase == "baseline" and rtt is not None]
     answered = [rtt for rtt in load if rtt is not None]
     lost = 100 * (len(load) - len(answered)) / max(1, len(load))
     updates = ""

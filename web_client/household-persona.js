@@ -9,6 +9,10 @@
 //   -> {"type":"ping","seq","t"}  every 100 ms from the test start, t = ms since the start
 //   <- {"type":"pong","seq","t"}  RTT = now - send time; no pong within the persona's
 //                                 deadline_ms: null (lost), never a made-up RTT
+//   <- {"type":"timing","seq","server_rtt_ms"}  the server's timing of the WebSocket Ping it sent
+//                                 right behind that pong, which the browser's network stack
+//                                 answered without this script: kept (the first, on any of the
+//                                 member's connections) when it comes within deadline_ms of the pong
 //   -> {"type":"start","seconds"} once, when the baseline ends
 //   -> binary                     upstream, traffic.up_bytes_per_tick every 1000/tick_hz ms
 //   <- {"type":"ack","t_ms","up_bytes"}      recorded as [t_ms, up_bytes]
@@ -88,7 +92,8 @@ export class PersonaConnection {
     this.seq = 0;
     this.inFlight = new Map();  // seq -> [phase, sentAt (this realm's clock)]
     this.copiesSent = new Map(); // seq -> [t of each copy sent], while the ping is in flight
-    this.pings = [];            // [seq, phase, sent_ms, rtt_ms | null]
+    this.pings = [];            // [seq, phase, sent_ms, rtt_ms | null, server_rtt_ms | null]
+    this.awaitingTiming = new Map(); // seq -> [its row in pings, when its pong came]
     this.windowBytes = [];      // bytes received in 1 s window k of the load
     this.acks = [];             // [t_ms, up_bytes], as the server said
     this.segments = new Map();  // n -> seconds from when segment n was due to be sent to its arrival, or null
@@ -167,6 +172,7 @@ export class PersonaConnection {
       }
       if (message && message.type === "hello") this.helloed();
       else if (message && message.type === "pong") this.onPong(message, performance.now());
+      else if (message && message.type === "timing") this.onTiming(message);
     };
     socket.onerror = () => {};
     socket.onclose = (event) => {
@@ -288,11 +294,14 @@ export class PersonaConnection {
     }
   }
 
-  /** Pings without an answer within the deadline are lost. */
+  /** Pings without an answer within the deadline are lost; a timing not come by then, given up. */
   sweep() {
     const now = performance.now();
     for (const [seq, [phase, sentAt]] of this.inFlight) {
       if (now - sentAt >= this.deadlineMs) this.settle(seq, phase, sentAt, null);
+    }
+    for (const [seq, [, ponged]] of this.awaitingTiming) {
+      if (now - ponged >= this.deadlineMs) this.awaitingTiming.delete(seq);
     }
     this.maybeFinish();
   }
@@ -302,7 +311,9 @@ export class PersonaConnection {
     this.copiesSent.delete(seq);
     const sentMs = round3(sentAt - this.startAt);
     const value = rtt === null ? null : round3(rtt);
-    this.pings.push([seq, phase, sentMs, value]);
+    const row = [seq, phase, sentMs, value, null];
+    this.pings.push(row);
+    if (value !== null) this.awaitingTiming.set(seq, [row, performance.now()]);
     this.newRtts.push([sentMs, value]);
     if (value !== null) this.lastRtt = value;
   }
@@ -328,6 +339,9 @@ export class PersonaConnection {
         break;
       case "pong":
         this.onPong(message, now);
+        break;
+      case "timing":
+        this.onTiming(message);
         break;
       case "ack":
         if (Number.isFinite(message.t_ms) && Number.isInteger(message.up_bytes)) {
@@ -363,6 +377,16 @@ export class PersonaConnection {
     const rtt = now - this.startAt - sentAt;
     const late = now - flight[1] >= this.deadlineMs;
     this.settle(message.seq, flight[0], flight[1], late ? null : rtt);
+    this.maybeFinish();
+  }
+
+  /** The server's timing of an answered ping's round trip; the first that comes counts. */
+  onTiming(message) {
+    const awaited = this.awaitingTiming.get(message.seq);
+    if (!awaited) return;
+    this.awaitingTiming.delete(message.seq);
+    const serverRtt = message.server_rtt_ms;
+    if (Number.isFinite(serverRtt) && serverRtt >= 0 && serverRtt < this.deadlineMs) awaited[0][4] = round3(serverRtt);
     this.maybeFinish();
   }
 
@@ -411,7 +435,7 @@ export class PersonaConnection {
 
   /** Once the load is over and every ping is answered or lost: report the samples, close. */
   maybeFinish() {
-    if (this.finishedSent || (!this.done && !this.interrupted) || this.inFlight.size) return;
+    if (this.finishedSent || (!this.done && !this.interrupted) || this.inFlight.size || this.awaitingTiming.size) return;
     this.finishedSent = true;
     this.live();
     this.report({ type: "finished", name: this.name, samples: this.samples(), reason: this.reason });

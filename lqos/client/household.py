@@ -205,7 +205,9 @@ class PersonaMember:
         self._block = block
         self._ceiling: RateCeiling | None = None
         load = schedule.span("load")
-        self.pings = ProbeLog(timeout_ms=plan.deadline_ms, server_timed=False)
+        # Each echo waits up to the deadline for its pong, and then as long again for
+        # the server's timing of it (the first that comes, on whichever connection).
+        self.pings = ProbeLog(timeout_ms=plan.deadline_ms)
         self.down = DownWindows(load.start_ms, (load.end_ms - load.start_ms) / 1000.0)
         self.up_acks: list[list] = []
         self.segments = SegmentTimer(load.start_ms, plan.segment_seconds or 1.0)
@@ -340,6 +342,9 @@ class PersonaMember:
         now = self._clock.now_ms()
         try:
             message = json.loads(payload)
+            if message.get("type") == "timing":
+                self.on_timing(message)
+                return
             if message.get("type") != "pong":
                 return
             seq, copy_sent_ms = message.get("seq"), message.get("t")
@@ -353,6 +358,13 @@ class PersonaMember:
         del self._copies_sent[seq]
         self.pings.answered(seq, now - (copy_sent_ms - pinged_ms))
         self.on_change()
+
+    def on_timing(self, message: dict) -> None:
+        """The server's timing of an echo's round trip (``ProbeLog`` keeps the first, if awaited)."""
+        seq = message.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            self.pings.reported(seq, message.get("server_rtt_ms"))
+            self.on_change()
 
     def on_echo_close(self, protocol: WebSocketClientProtocol) -> None:
         """An echo connection broke: the other copies go on."""
@@ -371,6 +383,9 @@ class PersonaMember:
             seq = message.get("seq")
             if isinstance(seq, int) and not isinstance(seq, bool):
                 self.pings.answered(seq, now)
+        elif kind == "timing":
+            self.on_timing(message)
+            return
         elif kind == "ack":
             t_ms, up_bytes = message.get("t_ms"), message.get("up_bytes")
             if _is_number(t_ms) and isinstance(up_bytes, int) and not isinstance(up_bytes, bool):

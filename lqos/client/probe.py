@@ -41,20 +41,17 @@ class ProbeLog:
     A probe is settled once its echo is lost (no echo within the timeout:
     RTT None), or once the server's report of the round trip it timed has
     come, or when no report came within the timeout after the echo (the
-    server's figure stays None and the grade uses the client's).  A log that
-    is not *server_timed* (the household's echoes, which no server times)
-    settles a probe at its echo and keeps four columns.
+    server's figure stays None and the grade uses the client's).
     """
 
-    def __init__(self, timeout_ms: float = PROBE_TIMEOUT_MS, server_timed: bool = True):
+    def __init__(self, timeout_ms: float = PROBE_TIMEOUT_MS):
         self.timeout_ms = timeout_ms
-        self.server_timed = server_timed
         self._rows: dict[int, list] = {}
         self._awaiting_echo: dict[int, float] = {}    # seq -> sent_ms
         self._awaiting_report: dict[int, float] = {}  # seq -> echo received_ms
 
     def sent(self, seq: int, phase: str, sent_ms: float) -> None:
-        self._rows[seq] = [seq, phase, round(sent_ms, 3), None] + ([None] if self.server_timed else [])
+        self._rows[seq] = [seq, phase, round(sent_ms, 3), None, None]
         self._awaiting_echo[seq] = sent_ms
 
     def answered(self, seq: int, received_ms: float) -> float | None:
@@ -66,8 +63,7 @@ class ProbeLog:
         if rtt > self.timeout_ms:
             return None
         self._rows[seq][3] = round(max(rtt, 0.0), 3)
-        if self.server_timed:
-            self._awaiting_report[seq] = received_ms
+        self._awaiting_report[seq] = received_ms
         return rtt
 
     def reported(self, seq: int, server_rtt_ms: object) -> None:
@@ -94,8 +90,7 @@ class ProbeLog:
         return len(self._awaiting_echo) + len(self._awaiting_report)
 
     def rows(self) -> list[list]:
-        """``[seq, phase, sent_ms, rtt_ms | None, server_rtt_ms | None]`` in send order
-        (without the last column when not server-timed)."""
+        """``[seq, phase, sent_ms, rtt_ms | None, server_rtt_ms | None]`` in send order."""
         return [self._rows[seq] for seq in sorted(self._rows)]
 
 

@@ -36,22 +36,38 @@ WINDOW_SECONDS = 1.0
 class PersonaSamples:
     """What the client measured on one persona's connection."""
 
-    pings: tuple[tuple[int, str, float, float | None], ...]  # seq, phase, sent_ms, rtt_ms | None
+    # seq, phase, sent_ms, rtt_ms | None, and the server's timing of the same round trip | None
+    # (lqos.net.websocket.PongTimer), which the grade takes where it came.
+    pings: tuple[tuple, ...]
     down_windows: tuple[tuple[float, int], ...]  # start_ms of a 1 s window in the load, bytes received
     up_acks: tuple[tuple[float, int], ...]  # server's t_ms, upstream bytes it had received by then
     bursts: tuple[tuple[int, float | None], ...]  # segment number, seconds from its scheduled start to its arrival | None
     interrupted: bool
 
 
+def graded_rtt(row: tuple) -> float | None:
+    """A ping's round trip as graded: the server's timing where it came, else the client's; None if lost.
+
+    Whether a ping was lost (no pong within the member's deadline) is the
+    client's to say; how long the network took is better measured without
+    the client's own delay in handing the pong to its script.
+    """
+    rtt = row[3]
+    server_rtt = row[4] if len(row) > 4 else None
+    return rtt if rtt is None or server_rtt is None else server_rtt
+
+
 def _rtts(samples: PersonaSamples, phase: str) -> list[float | None]:
-    return [rtt for _, p, _, rtt in sorted(samples.pings) if p == phase]
+    return [graded_rtt(row) for row in sorted(samples.pings) if row[1] == phase]
 
 
 def latency_figures(samples: PersonaSamples) -> dict:
     baseline = stats.answered(_rtts(samples, "baseline"))
     load_rtts = _rtts(samples, "load")
     load = stats.answered(load_rtts)
-    figures: dict = {"baseline_samples": len(baseline), "samples": len(load), "sent": len(load_rtts)}
+    timed = sum(1 for row in samples.pings if len(row) > 4 and row[4] is not None)
+    figures: dict = {"baseline_samples": len(baseline), "samples": len(load), "sent": len(load_rtts),
+                     "server_timed": timed}
     figures["baseline_p50_ms"] = stats.median(baseline) if baseline else None
     for q in (50, 95, 99):
         figures[f"p{q}_ms"] = stats.percentile(load, q) if load else None

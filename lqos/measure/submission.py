@@ -188,7 +188,8 @@ def _streams(value: object) -> dict[str, int]:
 # --- a virtual household's submission ---
 #
 #   {"token": "...",
-#    "personas": {"gaming": {"pings": [[seq, "baseline" | "load", sent_ms, rtt_ms_or_null]],
+#    "personas": {"gaming": {"pings": [[seq, "baseline" | "load", sent_ms, rtt_ms_or_null,
+#                                       server_rtt_ms_or_null]],   (the fifth item optional)
 #                            "down": [[start_ms, bytes]],      1 s windows of the load
 #                            "up_acks": [[t_ms, bytes]],       the server's upstream acks
 #                            "bursts": [[n, seconds_or_null]], a bursty persona's bursts
@@ -225,7 +226,7 @@ def _persona_samples(value: object, what: str, duration_ms: float) -> PersonaSam
     seconds = int(duration_ms / 1000) + 8
     return PersonaSamples(
         pings=_ping_rows(value.get("pings", []), f"{what}.pings", duration_ms, HOUSEHOLD_PHASES,
-                         MAX_PERSONA_DEADLINE_MS),
+                         MAX_PERSONA_DEADLINE_MS, server_timed=True),
         down_windows=_pairs(value.get("down", []), f"{what}.down", seconds, duration_ms, MAX_WINDOW_BYTES * 4),
         up_acks=_pairs(value.get("up_acks", []), f"{what}.up_acks", seconds, duration_ms, 2**50),
         bursts=_bursts(value.get("bursts", []), f"{what}.bursts", seconds),

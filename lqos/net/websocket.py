@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from autobahn.twisted.websocket import WebSocketServerFactory
 
 from lqos.measure.units import SECONDS
@@ -32,3 +34,37 @@ def apply_server_options(factory: WebSocketServerFactory, max_message_bytes: int
         perMessageCompressionAccept=lambda offers: None,
     )
     return factory
+
+
+class PongTimer:
+    """Times the WebSocket Pings a server sends right behind its echoes, by the echo's ``seq``.
+
+    A client's network stack answers a Ping without waiting for the page's
+    script, so its round trip is the network's alone, without the time a
+    busy browser takes to hand a message over (docs/PROTOCOL.md).  Each Ping
+    carries a counter of the connection's own, not the client's ``seq``, so
+    a client cannot make two echoes share one timing; beyond *limit* Pings
+    in flight the oldest is forgotten.
+    """
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._sent = 0
+        self._in_flight: dict[bytes, tuple[int, float]] = {}  # token -> (seq, sent at)
+
+    def ping_for(self, seq: int) -> bytes:
+        """The payload of the Ping that times echo *seq*."""
+        self._sent += 1
+        token = b"%d" % self._sent
+        self._in_flight[token] = (seq, time.perf_counter())
+        if len(self._in_flight) > self._limit:
+            del self._in_flight[next(iter(self._in_flight))]
+        return token
+
+    def pong(self, payload: bytes) -> tuple[int, float] | None:
+        """``(seq, round trip in ms)`` for the Pong of one of our Pings; None for any other."""
+        timed = self._in_flight.pop(payload, None)
+        if timed is None:
+            return None
+        seq, sent_at = timed
+        return seq, round((time.perf_counter() - sent_at) * 1000.0, 3)

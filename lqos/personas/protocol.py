@@ -5,9 +5,12 @@ Wire format on ``/ws/virtual-household/{household_id}?test=ID&expires=T&token=K`
 * client → server, text: ``{"type": "ping", "seq", "t"}`` (echoed at once as
   ``"pong"``), ``{"type": "start", "seconds": S}`` (begin the load);
   binary: upstream traffic, counted and discarded.
-* server → client, text: ``hello`` (the plan), ``pong``, ``ack`` once a second
-  with the upstream bytes received so far, ``burst`` start/end markers for a
-  bursty plan, ``done``; binary: downstream traffic.
+* server → client, text: ``hello`` (the plan), ``pong``, then ``{"type":
+  "timing", "seq", "server_rtt_ms"}`` once the WebSocket Ping sent right
+  behind that pong is answered (as on the probe port: the round trip the
+  client's network stack answered, without its script), ``ack`` once a
+  second with the upstream bytes received so far, ``burst`` start/end
+  markers for a bursty plan, ``done``; binary: downstream traffic.
 
 A persona with ``echo_copies`` N > 1 is opened N + 1 times by one
 household: the first connection sends ``start`` and carries the traffic;
@@ -40,7 +43,7 @@ from zope.interface import implementer
 from lqos.measure.units import SECONDS, bytes_per_second
 from lqos.net.ratelimit import TokenBucket
 from lqos.net.sockets import send_small_messages_at_once
-from lqos.net.websocket import apply_server_options
+from lqos.net.websocket import PongTimer, apply_server_options
 from lqos.personas.model import IPersona
 from lqos.sessions import persona_token_valid
 
@@ -53,6 +56,9 @@ MAX_CONTROL_BYTES = 256
 MAX_HANDSHAKE_BYTES = 16 * 1024
 MAX_UPSTREAM_MESSAGE_BYTES = 256 * 1024
 PINGS_PER_SECOND = 50
+# Pings of ours whose Pong has not come back; the oldest is forgotten beyond
+# this (50 a second, each timed for at most a member's 2 s deadline).
+MAX_PINGS_IN_FLIGHT = 128
 # Upstream beyond twice the plan (plus slack) is abuse of a persona port as a sink.
 UPSTREAM_ALLOWANCE = 2.0
 UPSTREAM_SLACK_BYTES = 4 * 1024 * 1024
@@ -106,6 +112,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         self.callLater = clock.callLater
         self.setTimeout(IDLE_TIMEOUT)
         self._pings = TokenBucket(PINGS_PER_SECOND, PINGS_PER_SECOND, clock.seconds())
+        self._pong_timer = PongTimer(MAX_PINGS_IN_FLIGHT)
         self._lifetime = clock.callLater(MAX_SESSION_LIFETIME, self.sendClose, CLOSE_NORMAL, "lifetime")
         self._paused = False
         self._load_started: float | None = None
@@ -144,10 +151,17 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         kind = message.get("type") if message else None
         if kind == "ping" and self._pings.take(self.factory.reactor.seconds()):
             self._send_json({"type": "pong", "seq": message["seq"], "t": message["t"]})
+            self.sendPing(self._pong_timer.ping_for(message["seq"]))
         elif kind == "start" and self._load_started is None:
             self._start_load(message.get("seconds"))
         else:
             self.sendClose(CLOSE_BAD_MESSAGE, "unexpected message")
+
+    def onPong(self, payload: bytes) -> None:
+        timed = self._pong_timer.pong(payload)
+        if timed is not None:
+            seq, rtt_ms = timed
+            self._send_json({"type": "timing", "seq": seq, "server_rtt_ms": rtt_ms})
 
     def _count_upstream(self, size: int) -> None:
         self.up_bytes += size

@@ -19,7 +19,6 @@ body (Twisted would spool any size of it to a temporary file).
 from __future__ import annotations
 
 import json
-import time
 from io import BytesIO
 
 from autobahn.twisted.resource import WebSocketResource
@@ -34,7 +33,7 @@ from lqos.measure.units import SECONDS, MINUTES
 from lqos.net.ratelimit import TokenBucket
 from lqos.net.refusal import Refused, raw_response
 from lqos.net.sockets import send_small_messages_at_once
-from lqos.net.websocket import apply_server_options
+from lqos.net.websocket import PongTimer, apply_server_options
 
 
 MAX_PROBE_BYTES = 256
@@ -87,8 +86,7 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
         self._lifetime = clock.callLater(MAX_CONNECTION_LIFETIME, self._close, CLOSE_NORMAL, "lifetime")
         self.callLater = clock.callLater
         self.setTimeout(IDLE_TIMEOUT)
-        self._pings_sent = 0
-        self._pings_in_flight: dict[bytes, tuple[int, float]] = {}  # token -> (seq, sent at)
+        self._pong_timer = PongTimer(MAX_PINGS_IN_FLIGHT)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.state != WebSocketProtocol.STATE_OPEN:
@@ -102,28 +100,15 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
             self._close(CLOSE_TOO_MANY_PROBES, f"more than {PROBES_PER_SECOND} probes per second")
         else:
             self.sendMessage(payload, isBinary=False)
-            self._time_the_round_trip(json.loads(payload)["seq"])
-
-    def _time_the_round_trip(self, seq: int) -> None:
-        """Send a Ping right behind the echo; ``onPong`` reports how long it took.
-
-        The Ping carries a counter of this connection's own, not the client's
-        ``seq``, so a client cannot make two probes share one timing.
-        """
-        self._pings_sent += 1
-        token = b"%d" % self._pings_sent
-        self._pings_in_flight[token] = (seq, time.perf_counter())
-        if len(self._pings_in_flight) > MAX_PINGS_IN_FLIGHT:
-            del self._pings_in_flight[next(iter(self._pings_in_flight))]
-        self.sendPing(token)
+            # A Ping right behind the echo; onPong reports how long it took.
+            self.sendPing(self._pong_timer.ping_for(json.loads(payload)["seq"]))
 
     def onPong(self, payload: bytes) -> None:
-        timed = self._pings_in_flight.pop(payload, None)
+        timed = self._pong_timer.pong(payload)
         if timed is None or self.state != WebSocketProtocol.STATE_OPEN:
             return  # not a Ping of ours, or one forgotten
-        seq, sent_at = timed
-        rtt_ms = (time.perf_counter() - sent_at) * 1000.0
-        report = {"seq": seq, "server_rtt_ms": round(rtt_ms, 3)}
+        seq, rtt_ms = timed
+        report = {"seq": seq, "server_rtt_ms": rtt_ms}
         self.sendMessage(json.dumps(report, separators=(",", ":")).encode(), isBinary=False)
 
     def timeoutConnection(self) -> None:

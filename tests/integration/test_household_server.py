@@ -92,18 +92,23 @@ def test_a_connection_that_never_starts_only_echoes(shared_daemon):
         assert json.loads(echo.recv(timeout=5))["type"] == "hello"
         traffic.recv(timeout=5)
         traffic.send(json.dumps({"type": "start", "seconds": 1.0}))
-        pongs, binary = [], 0
+        pongs, timings, binary = [], [], 0
         for seq in range(10):
             echo.send(json.dumps({"type": "ping", "seq": seq, "t": seq * 100.0}))
             time.sleep(0.1)
         deadline = time.monotonic() + 2
-        while len(pongs) < 10 and time.monotonic() < deadline:
+        while len(timings) < 10 and time.monotonic() < deadline:
             message = echo.recv(timeout=2)
             if isinstance(message, bytes):
                 binary += len(message)
             else:
-                pongs.append(json.loads(message))
+                event = json.loads(message)
+                (pongs if event["type"] == "pong" else timings).append(event)
     assert pongs == [{"type": "pong", "seq": seq, "t": seq * 100.0} for seq in range(10)]
+    # Each pong is followed by a WebSocket Ping, which this client's library answers; the
+    # server says how long that took.
+    assert [(t["type"], t["seq"]) for t in timings] == [("timing", seq) for seq in range(10)]
+    assert all(0 <= t["server_rtt_ms"] < 1000 for t in timings), timings
     assert binary == 0  # the traffic went to the connection that started the load
 
 

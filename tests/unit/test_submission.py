@@ -90,3 +90,17 @@ def test_arbitrary_json_never_escapes_as_another_error(probes, throughput, strea
         parse_submission(body(probes=probes, throughput=throughput, streams=streams), DURATION)
     except SubmissionError:
         pass
+
+
+def test_a_household_ping_row_may_carry_the_servers_timing_and_a_row_of_four_still_reads():
+    from lqos.measure.submission import parse_household_submission
+
+    member = {"pings": [[0, "baseline", 0, 10.5, 9.75], [1, "load", 2100, 30.0], [2, "load", 2200, None, None]]}
+    parsed = parse_household_submission(json.dumps({"token": "t", "personas": {"gaming": member}}).encode(),
+                                        10, ("gaming",))
+    assert parsed.personas["gaming"].pings == ((0, "baseline", 0, 10.5, 9.75), (1, "load", 2100, 30.0, None),
+                                               (2, "load", 2200, None, None))
+    lost_but_timed = {"pings": [[0, "load", 2100, None, 4.0]]}
+    with pytest.raises(SubmissionError, match="a lost probe"):
+        parse_household_submission(json.dumps({"token": "t", "personas": {"gaming": lost_but_timed}}).encode(),
+                                   10, ("gaming",))
