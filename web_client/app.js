@@ -22,16 +22,6 @@ const SCREENS = ["start", "running", "result", "error"];
 const MODE_NAMES = { single_user: "single_user", household: "virtual_household", virtual_household: "virtual_household" };
 const HOUSEHOLD = "virtual_household";
 
-const query = new URLSearchParams(location.search);
-// The schedule asked for in the address; the server's list (GET /api/schedules) decides whether it exists.
-let schedule = query.get("schedule") || "standard";
-let mode = MODE_NAMES[query.get("mode")] || "single_user";
-const sharedMatch = location.pathname.match(/^\/r\/([A-Za-z0-9_-]{1,64})\/?$/);
-
-let test = null;
-let chart = null;
-let retryTimer = null;
-
 function show(screen, { focus = true } = {}) {
   for (const name of SCREENS) $(`screen-${name}`).hidden = name !== screen;
   document.body.dataset.screen = screen;
@@ -42,54 +32,7 @@ function show(screen, { focus = true } = {}) {
   }
 }
 
-function startUrl() {
-  const params = new URLSearchParams();
-  if (mode === HOUSEHOLD) params.set("mode", "household");
-  if (schedule !== "standard") params.set("schedule", schedule);
-  const text = params.toString();
-  return text ? `/?${text}` : "/";
-}
-
 // --- start ---
-
-/**
- * The start screen's lengths, from the schedules the server runs. Until they
- * arrive (or if they cannot) the page keeps the standard lengths it was
- * served with; an unknown ?schedule= falls back to the standard one.
- */
-async function showScheduleLengths() {
-  let schedules = null;
-  try {
-    const response = await fetch("/api/schedules", { cache: "no-store" });
-    if (response.ok) schedules = await response.json();
-  } catch {
-    return;
-  }
-  if (!schedules?.single_user) return;
-  if (!schedules.single_user[schedule]) schedule = "standard";
-  for (const [id, forMode] of [["start-duration", "single_user"], ["household-duration", HOUSEHOLD]]) {
-    const seconds = schedules[forMode]?.[schedule]?.seconds;
-    if (Number.isFinite(seconds)) $(id).textContent = String(Math.round(seconds));
-  }
-}
-
-function showStart(notice) {
-  for (const input of document.querySelectorAll("input[name='mode']")) input.checked = input.value === mode;
-  applyMode();
-  const box = $("start-notice");
-  box.hidden = !notice;
-  box.textContent = notice || "";
-  show("start", { focus: Boolean(notice) });
-}
-
-/** The start screen for the chosen mode: its sentence, and the household's members. */
-function applyMode() {
-  const household = mode === HOUSEHOLD;
-  $("lead-single_user").hidden = household;
-  $("lead-virtual_household").hidden = !household;
-  $("household-members").hidden = !household;
-  if (household) showMembers();
-}
 
 async function showMembers() {
   const list = $("start-members");
@@ -142,145 +85,7 @@ function liveFigure(id, text) {
   element.replaceChildren(value, h("span", { class: "unit" }, ` ${unit.join(" ")}`));
 }
 
-function resetRunning(runningMode) {
-  $("screen-running").dataset.mode = runningMode;
-  $("running-title").textContent = runningMode === HOUSEHOLD ? "Testing your household" : "Testing your connection";
-  $("household-live").hidden = runningMode !== HOUSEHOLD;
-  $("household-live").replaceChildren();
-  $("member-status").textContent = "";
-  $("stepper").replaceChildren();
-  $("progress").value = 0;
-  $("progress-label").textContent = "Starting…";
-  $("phase-now").textContent = "Connecting to the test server…";
-  for (const id of ["live-latency", "live-download", "live-upload"]) $(id).textContent = "–";
-  const figure = $("latency-figure");
-  if (figure.parentElement !== $("screen-running")) $("stop-button").before(figure);
-  if (chart) chart.destroy();
-  chart = null;
-  $("latency-chart").replaceChildren();
-  $("latency-legend").replaceChildren();
-}
-
-async function runTest() {
-  if (test) return;
-  clearInterval(retryTimer);
-  resetRunning("single_user");
-  show("running");
-  const uPlotReady = loadUPlot();
-  let lastRtt = null;
-  const probesBeforeChart = [];
-  test = new SingleUserTest({
-    mode: "single_user",
-    schedule,
-    ui: {
-      started: async (session, spans) => {
-        buildStepper(spans);
-        renderLegend($("latency-legend"), latencyLegend(spans));
-        const uPlot = await uPlotReady;
-        if (uPlot && test) {
-          chart = new LatencyChart(uPlot, $("latency-chart"), spans);
-          chart.add(probesBeforeChart);
-        }
-      },
-      phase: (span, index) => {
-        markStep(index);
-        $("phase-now").textContent = phaseInfo(span.name).doing;
-      },
-      tick: (live) => {
-        const total = live.durationMs / 1000;
-        $("progress").value = Math.round((live.elapsedMs / live.durationMs) * 100);
-        $("progress-label").textContent = `${Math.floor(live.elapsedMs / 1000)} s of ${Math.round(total)} s`;
-        liveFigure("live-download", live.downloadMbps === null ? null : mbps(live.downloadMbps));
-        liveFigure("live-upload", live.uploadMbps === null ? null : mbps(live.uploadMbps));
-        liveFigure("live-latency", lastRtt === null ? null : ms(lastRtt));
-      },
-      probes: (samples) => {
-        for (const sample of samples) if (sample.rtt_ms !== null) lastRtt = sample.rtt_ms;
-        if (chart) chart.add(samples);
-        else probesBeforeChart.push(...samples);
-      },
-      submitting: () => {
-        markStep(Infinity);
-        $("progress").value = 100;
-        $("progress-label").textContent = "Done measuring";
-        $("phase-now").textContent = "Sending the measurements to the server for grading…";
-      },
-      waiting: (seconds) => {
-        $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
-      },
-    },
-  });
-  try {
-    const outcome = await test.run();
-    if (chart) chart.finish();
-    showOwnResult(outcome);
-  } catch (failure) {
-    if (chart) chart.finish();
-    if (failure.kind === "cancelled") showStart("You stopped the test. No grade was given.");
-    else showError(failure);
-  } finally {
-    test = null;
-  }
-}
-
 // --- a virtual household ---
-
-async function runHousehold() {
-  if (test) return;
-  clearInterval(retryTimer);
-  resetRunning(HOUSEHOLD);
-  show("running");
-  let live = null;
-  let personas = [];
-  const labelOf = (name) => (personas.find((p) => p.name === name) || { label: name }).label;
-  test = new HouseholdTest({
-    schedule,
-    ui: {
-      session: (session) => {
-        personas = session.personas;
-        live = new HouseholdLive($("household-live"), personas);
-        $("phase-now").textContent = `Connecting the ${personas.length} members of the household to the test server…`;
-      },
-      member: (name, state, detail) => {
-        if (live) live.setState(name, state);
-        if (state === "interrupted") {
-          $("member-status").textContent = `${labelOf(name)} was interrupted: ${detail || "its connection broke"}. The others go on.`;
-        }
-      },
-      started: (spans) => {
-        buildStepper(spans);
-        $("member-status").textContent = `All ${personas.length} members are connected.`;
-      },
-      phase: (span, index) => {
-        markStep(index);
-        $("phase-now").textContent = phaseInfo(span.name).doing;
-      },
-      tick: ({ elapsedMs, durationMs }) => {
-        $("progress").value = Math.round((elapsedMs / durationMs) * 100);
-        $("progress-label").textContent = `${Math.floor(elapsedMs / 1000)} s of ${Math.round(durationMs / 1000)} s`;
-      },
-      live: (name, report) => { if (live) live.update(name, report); },
-      submitting: () => {
-        markStep(Infinity);
-        $("progress").value = 100;
-        $("progress-label").textContent = "Done measuring";
-        $("phase-now").textContent = "Every member has finished. Sending the measurements to the server for grading…";
-      },
-      waiting: (seconds) => {
-        $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
-      },
-    },
-  });
-  try {
-    const outcome = await test.run();
-    showOwnHouseholdResult(outcome, personas);
-  } catch (failure) {
-    if (failure.kind === "cancelled") showStart("You stopped the test. No grade was given.");
-    else showError(failure);
-  } finally {
-    test = null;
-  }
-}
 
 function showResultBody(household) {
   $("single-result-body").hidden = household;
@@ -289,41 +94,10 @@ function showResultBody(household) {
   if (household) $("grade-caveats").hidden = true;
 }
 
-function showOwnHouseholdResult({ record, submission }, personas) {
-  showResultBody(true);
-  renderHouseholdResult(record, { shared: false, profiles: personas });
-  const raw = { ...submission };
-  delete raw.token;
-  setUpSharing(record, { record, raw_samples: raw });
-  $("again-button").href = startUrl();
-  show("result");
-  history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
-}
-
-function startTest() {
-  if (mode === HOUSEHOLD) runHousehold();
-  else runTest();
-}
-
 // --- result ---
 
 function shareUrlOf(record) {
   return `${location.origin}/r/${encodeURIComponent(record.share_id)}`;
-}
-
-function showOwnResult({ record, probes, spans, submission }) {
-  showResultBody(false);
-  renderResult(record, { shared: false });
-  $("result-timeline").replaceChildren($("latency-figure"));
-  renderCdf(probes);
-  const raw = { ...submission };
-  delete raw.token;
-  setUpSharing(record, { record, raw_samples: raw });
-  $("again-button").href = startUrl();
-  show("result");
-  // The address bar now holds the share link: a reload shows this result again.
-  history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
-  if (chart) chart.plot.redraw();
 }
 
 async function renderCdf(probes) {
@@ -346,63 +120,6 @@ async function renderCdf(probes) {
   const lost = groups.reduce((sum, g) => sum + g.lost, 0);
   $("cdf-note").textContent = `From the ${probes.length} probes this device kept. `
     + (lost ? `${lost} lost probes have no time and are not in these curves; they count as loss.` : "No probe was lost.");
-}
-
-async function showShared(shareId) {
-  document.title = "Shared result – Bufferbloat test";
-  for (const name of SCREENS) $(`screen-${name}`).hidden = true;
-  $("retry-button").textContent = "Test your own connection";
-  let response;
-  try {
-    response = await fetch(`/r/${encodeURIComponent(shareId)}`, { headers: { Accept: "application/json" }, cache: "no-store" });
-  } catch {
-    showError({ title: "This result cannot be shown", message: "The test server is not answering, so this result cannot be shown right now." }, { noGradeNote: false });
-    return;
-  }
-  if (response.status === 404) {
-    showError({ title: "This result cannot be shown", message: "There is no result at this link. It may have been mistyped, or the server no longer keeps it." }, { noGradeNote: false });
-    return;
-  }
-  if (!response.ok) {
-    showError({ title: "This result cannot be shown", message: `The server could not show this result (HTTP ${response.status}).` }, { noGradeNote: false });
-    return;
-  }
-  const record = await response.json();
-  const household = record.mode === HOUSEHOLD;
-  showResultBody(household);
-  if (household) {
-    document.title = "Shared household result – Bufferbloat test";
-    let profiles = [];
-    try {
-      profiles = await fetchProfiles();  // only for the members' icons
-    } catch {
-      profiles = [];
-    }
-    renderHouseholdResult(record, { shared: true, profiles });
-    $("again-button").href = "/?mode=household";
-  } else {
-    renderResult(record, { shared: true });
-  }
-  $("cdf-figure").hidden = true;
-  $("result-timeline").replaceChildren();
-  setUpSharing(record, record);
-  $("again-button").textContent = "Test your own connection";
-  show("result", { focus: false });
-}
-
-let jsonUrl = null;
-
-function setUpSharing(record, rawDocument) {
-  const url = shareUrlOf(record);
-  $("share-link").value = url;
-  $("share-status").textContent = "";
-  if (jsonUrl) URL.revokeObjectURL(jsonUrl);
-  jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(rawDocument, null, 2)], { type: "application/json" }));
-  const link = $("json-link");
-  link.href = jsonUrl;
-  link.download = `bufferbloat-${record.share_id}.json`;
-  $("copy-button").onclick = () => copyLink(url);
-  $("png-button").onclick = () => downloadPng(record, url);
 }
 
 async function copyLink(url) {
@@ -448,56 +165,349 @@ function errorTitle(failure) {
   return "The test did not finish";
 }
 
-function showError(failure, { noGradeNote = true } = {}) {
-  $("error-title").textContent = errorTitle(failure);
-  $("error-message").textContent = failure.started && failure.phase && failure.phase !== "finishing"
-    ? `${failure.message} The test stopped during the ${phaseInfo(failure.phase).label.toLowerCase()} phase.`
-    : failure.message;
-  $("error-consequence").hidden = !noGradeNote;
-  const retry = $("retry-button");
-  clearInterval(retryTimer);
-  retry.disabled = false;
-  retry.textContent = "Try again";
-  if (failure.retryAfter) {
-    let left = failure.retryAfter;
-    retry.disabled = true;
-    const count = () => {
-      retry.textContent = `Try again in ${left} s`;
-      if (left-- <= 0) {
-        clearInterval(retryTimer);
-        retry.disabled = false;
-        retry.textContent = "Try again";
-      }
-    };
-    count();
-    retryTimer = setInterval(count, 1000);
+/**
+ * The page's state: what the address asked for (mode, schedule, a shared
+ * result), the test running and its chart, the retry countdown and the JSON
+ * download's object URL. One instance lives for the page's life.
+ */
+class TestPage {
+  constructor({ search, pathname }) {
+    const query = new URLSearchParams(search);
+    // The schedule asked for in the address; the server's list (GET /api/schedules) decides whether it exists.
+    this.schedule = query.get("schedule") || "standard";
+    this.mode = MODE_NAMES[query.get("mode")] || "single_user";
+    this.sharedId = pathname.match(/^\/r\/([A-Za-z0-9_-]{1,64})\/?$/)?.[1] ?? null;
+    this.test = null;
+    this.chart = null;
+    this.retryTimer = null;
+    this.jsonUrl = null;
   }
-  show("error");
+
+  startUrl() {
+    const params = new URLSearchParams();
+    if (this.mode === HOUSEHOLD) params.set("mode", "household");
+    if (this.schedule !== "standard") params.set("schedule", this.schedule);
+    const text = params.toString();
+    return text ? `/?${text}` : "/";
+  }
+
+  /**
+   * The start screen's lengths, from the schedules the server runs. Until they
+   * arrive (or if they cannot) the page keeps the standard lengths it was
+   * served with; an unknown ?schedule= falls back to the standard one.
+   */
+  async showScheduleLengths() {
+    let schedules = null;
+    try {
+      const response = await fetch("/api/schedules", { cache: "no-store" });
+      if (response.ok) schedules = await response.json();
+    } catch {
+      return;
+    }
+    if (!schedules?.single_user) return;
+    if (!schedules.single_user[this.schedule]) this.schedule = "standard";
+    for (const [id, forMode] of [["start-duration", "single_user"], ["household-duration", HOUSEHOLD]]) {
+      const seconds = schedules[forMode]?.[this.schedule]?.seconds;
+      if (Number.isFinite(seconds)) $(id).textContent = String(Math.round(seconds));
+    }
+  }
+
+  showStart(notice) {
+    for (const input of document.querySelectorAll("input[name='mode']")) input.checked = input.value === this.mode;
+    this.applyMode();
+    const box = $("start-notice");
+    box.hidden = !notice;
+    box.textContent = notice || "";
+    show("start", { focus: Boolean(notice) });
+  }
+
+  /** The start screen for the chosen mode: its sentence, and the household's members. */
+  applyMode() {
+    const household = this.mode === HOUSEHOLD;
+    $("lead-single_user").hidden = household;
+    $("lead-virtual_household").hidden = !household;
+    $("household-members").hidden = !household;
+    if (household) showMembers();
+  }
+
+  resetRunning(runningMode) {
+    $("screen-running").dataset.mode = runningMode;
+    $("running-title").textContent = runningMode === HOUSEHOLD ? "Testing your household" : "Testing your connection";
+    $("household-live").hidden = runningMode !== HOUSEHOLD;
+    $("household-live").replaceChildren();
+    $("member-status").textContent = "";
+    $("stepper").replaceChildren();
+    $("progress").value = 0;
+    $("progress-label").textContent = "Starting…";
+    $("phase-now").textContent = "Connecting to the test server…";
+    for (const id of ["live-latency", "live-download", "live-upload"]) $(id).textContent = "–";
+    const figure = $("latency-figure");
+    if (figure.parentElement !== $("screen-running")) $("stop-button").before(figure);
+    if (this.chart) this.chart.destroy();
+    this.chart = null;
+    $("latency-chart").replaceChildren();
+    $("latency-legend").replaceChildren();
+  }
+
+  async runTest() {
+    if (this.test) return;
+    clearInterval(this.retryTimer);
+    this.resetRunning("single_user");
+    show("running");
+    const uPlotReady = loadUPlot();
+    let lastRtt = null;
+    const probesBeforeChart = [];
+    this.test = new SingleUserTest({
+      mode: "single_user",
+      schedule: this.schedule,
+      ui: {
+        started: async (session, spans) => {
+          buildStepper(spans);
+          renderLegend($("latency-legend"), latencyLegend(spans));
+          const uPlot = await uPlotReady;
+          if (uPlot && this.test) {
+            this.chart = new LatencyChart(uPlot, $("latency-chart"), spans);
+            this.chart.add(probesBeforeChart);
+          }
+        },
+        phase: (span, index) => {
+          markStep(index);
+          $("phase-now").textContent = phaseInfo(span.name).doing;
+        },
+        tick: (live) => {
+          const total = live.durationMs / 1000;
+          $("progress").value = Math.round((live.elapsedMs / live.durationMs) * 100);
+          $("progress-label").textContent = `${Math.floor(live.elapsedMs / 1000)} s of ${Math.round(total)} s`;
+          liveFigure("live-download", live.downloadMbps === null ? null : mbps(live.downloadMbps));
+          liveFigure("live-upload", live.uploadMbps === null ? null : mbps(live.uploadMbps));
+          liveFigure("live-latency", lastRtt === null ? null : ms(lastRtt));
+        },
+        probes: (samples) => {
+          for (const sample of samples) if (sample.rtt_ms !== null) lastRtt = sample.rtt_ms;
+          if (this.chart) this.chart.add(samples);
+          else probesBeforeChart.push(...samples);
+        },
+        submitting: () => {
+          markStep(Infinity);
+          $("progress").value = 100;
+          $("progress-label").textContent = "Done measuring";
+          $("phase-now").textContent = "Sending the measurements to the server for grading…";
+        },
+        waiting: (seconds) => {
+          $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
+        },
+      },
+    });
+    try {
+      const outcome = await this.test.run();
+      if (this.chart) this.chart.finish();
+      this.showOwnResult(outcome);
+    } catch (failure) {
+      if (this.chart) this.chart.finish();
+      if (failure.kind === "cancelled") this.showStart("You stopped the test. No grade was given.");
+      else this.showError(failure);
+    } finally {
+      this.test = null;
+    }
+  }
+
+  async runHousehold() {
+    if (this.test) return;
+    clearInterval(this.retryTimer);
+    this.resetRunning(HOUSEHOLD);
+    show("running");
+    let live = null;
+    let personas = [];
+    const labelOf = (name) => (personas.find((p) => p.name === name) || { label: name }).label;
+    this.test = new HouseholdTest({
+      schedule: this.schedule,
+      ui: {
+        session: (session) => {
+          personas = session.personas;
+          live = new HouseholdLive($("household-live"), personas);
+          $("phase-now").textContent = `Connecting the ${personas.length} members of the household to the test server…`;
+        },
+        member: (name, state, detail) => {
+          if (live) live.setState(name, state);
+          if (state === "interrupted") {
+            $("member-status").textContent = `${labelOf(name)} was interrupted: ${detail || "its connection broke"}. The others go on.`;
+          }
+        },
+        started: (spans) => {
+          buildStepper(spans);
+          $("member-status").textContent = `All ${personas.length} members are connected.`;
+        },
+        phase: (span, index) => {
+          markStep(index);
+          $("phase-now").textContent = phaseInfo(span.name).doing;
+        },
+        tick: ({ elapsedMs, durationMs }) => {
+          $("progress").value = Math.round((elapsedMs / durationMs) * 100);
+          $("progress-label").textContent = `${Math.floor(elapsedMs / 1000)} s of ${Math.round(durationMs / 1000)} s`;
+        },
+        live: (name, report) => { if (live) live.update(name, report); },
+        submitting: () => {
+          markStep(Infinity);
+          $("progress").value = 100;
+          $("progress-label").textContent = "Done measuring";
+          $("phase-now").textContent = "Every member has finished. Sending the measurements to the server for grading…";
+        },
+        waiting: (seconds) => {
+          $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
+        },
+      },
+    });
+    try {
+      const outcome = await this.test.run();
+      this.showOwnHouseholdResult(outcome, personas);
+    } catch (failure) {
+      if (failure.kind === "cancelled") this.showStart("You stopped the test. No grade was given.");
+      else this.showError(failure);
+    } finally {
+      this.test = null;
+    }
+  }
+
+  showOwnHouseholdResult({ record, submission }, personas) {
+    showResultBody(true);
+    renderHouseholdResult(record, { shared: false, profiles: personas });
+    const raw = { ...submission };
+    delete raw.token;
+    this.setUpSharing(record, { record, raw_samples: raw });
+    $("again-button").href = this.startUrl();
+    show("result");
+    history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
+  }
+
+  startTest() {
+    if (this.mode === HOUSEHOLD) this.runHousehold();
+    else this.runTest();
+  }
+
+  showOwnResult({ record, probes, spans, submission }) {
+    showResultBody(false);
+    renderResult(record, { shared: false });
+    $("result-timeline").replaceChildren($("latency-figure"));
+    renderCdf(probes);
+    const raw = { ...submission };
+    delete raw.token;
+    this.setUpSharing(record, { record, raw_samples: raw });
+    $("again-button").href = this.startUrl();
+    show("result");
+    // The address bar now holds the share link: a reload shows this result again.
+    history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
+    if (this.chart) this.chart.plot.redraw();
+  }
+
+  async showShared(shareId) {
+    document.title = "Shared result – Bufferbloat test";
+    for (const name of SCREENS) $(`screen-${name}`).hidden = true;
+    $("retry-button").textContent = "Test your own connection";
+    let response;
+    try {
+      response = await fetch(`/r/${encodeURIComponent(shareId)}`, { headers: { Accept: "application/json" }, cache: "no-store" });
+    } catch {
+      this.showError({ title: "This result cannot be shown", message: "The test server is not answering, so this result cannot be shown right now." }, { noGradeNote: false });
+      return;
+    }
+    if (response.status === 404) {
+      this.showError({ title: "This result cannot be shown", message: "There is no result at this link. It may have been mistyped, or the server no longer keeps it." }, { noGradeNote: false });
+      return;
+    }
+    if (!response.ok) {
+      this.showError({ title: "This result cannot be shown", message: `The server could not show this result (HTTP ${response.status}).` }, { noGradeNote: false });
+      return;
+    }
+    const record = await response.json();
+    const household = record.mode === HOUSEHOLD;
+    showResultBody(household);
+    if (household) {
+      document.title = "Shared household result – Bufferbloat test";
+      let profiles = [];
+      try {
+        profiles = await fetchProfiles();  // only for the members' icons
+      } catch {
+        profiles = [];
+      }
+      renderHouseholdResult(record, { shared: true, profiles });
+      $("again-button").href = "/?mode=household";
+    } else {
+      renderResult(record, { shared: true });
+    }
+    $("cdf-figure").hidden = true;
+    $("result-timeline").replaceChildren();
+    this.setUpSharing(record, record);
+    $("again-button").textContent = "Test your own connection";
+    show("result", { focus: false });
+  }
+
+  setUpSharing(record, rawDocument) {
+    const url = shareUrlOf(record);
+    $("share-link").value = url;
+    $("share-status").textContent = "";
+    if (this.jsonUrl) URL.revokeObjectURL(this.jsonUrl);
+    this.jsonUrl = URL.createObjectURL(new Blob([JSON.stringify(rawDocument, null, 2)], { type: "application/json" }));
+    const link = $("json-link");
+    link.href = this.jsonUrl;
+    link.download = `bufferbloat-${record.share_id}.json`;
+    $("copy-button").onclick = () => copyLink(url);
+    $("png-button").onclick = () => downloadPng(record, url);
+  }
+
+  showError(failure, { noGradeNote = true } = {}) {
+    $("error-title").textContent = errorTitle(failure);
+    $("error-message").textContent = failure.started && failure.phase && failure.phase !== "finishing"
+      ? `${failure.message} The test stopped during the ${phaseInfo(failure.phase).label.toLowerCase()} phase.`
+      : failure.message;
+    $("error-consequence").hidden = !noGradeNote;
+    const retry = $("retry-button");
+    clearInterval(this.retryTimer);
+    retry.disabled = false;
+    retry.textContent = "Try again";
+    if (failure.retryAfter) {
+      let left = failure.retryAfter;
+      retry.disabled = true;
+      const count = () => {
+        retry.textContent = `Try again in ${left} s`;
+        if (left-- <= 0) {
+          clearInterval(this.retryTimer);
+          retry.disabled = false;
+          retry.textContent = "Try again";
+        }
+      };
+      count();
+      this.retryTimer = setInterval(count, 1000);
+    }
+    show("error");
+  }
+
+  /** Wire the controls, then show the shared result the address names, or the start screen. */
+  open() {
+    $("start-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.startTest();
+    });
+    for (const input of document.querySelectorAll("input[name='mode']")) {
+      input.addEventListener("change", () => {
+        if (!input.checked) return;
+        this.mode = input.value === HOUSEHOLD ? HOUSEHOLD : "single_user";
+        this.applyMode();
+        if (!this.sharedId) history.replaceState(null, "", this.startUrl());
+      });
+    }
+    $("stop-button").addEventListener("click", () => { if (this.test) this.test.cancel(); });
+    $("retry-button").addEventListener("click", () => {
+      if (this.sharedId) location.href = this.startUrl();
+      else this.startTest();
+    });
+
+    showSponsor($("sponsor"));
+    if (this.sharedId) this.showShared(this.sharedId);
+    else {
+      this.showStart();
+      this.showScheduleLengths();
+    }
+  }
 }
 
-// --- wiring ---
-
-$("start-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  startTest();
-});
-for (const input of document.querySelectorAll("input[name='mode']")) {
-  input.addEventListener("change", () => {
-    if (!input.checked) return;
-    mode = input.value === HOUSEHOLD ? HOUSEHOLD : "single_user";
-    applyMode();
-    if (!sharedMatch) history.replaceState(null, "", startUrl());
-  });
-}
-$("stop-button").addEventListener("click", () => { if (test) test.cancel(); });
-$("retry-button").addEventListener("click", () => {
-  if (sharedMatch) location.href = startUrl();
-  else startTest();
-});
-
-showSponsor($("sponsor"));
-if (sharedMatch) showShared(sharedMatch[1]);
-else {
-  showStart();
-  showScheduleLengths();
-}
+new TestPage(location).open();

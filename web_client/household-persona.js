@@ -11,8 +11,7 @@
 //                                 deadline_ms: null (lost), never a made-up RTT
 //   <- {"type":"timing","seq","server_rtt_ms"}  the server's timing of the WebSocket Ping it sent
 //                                 right behind that pong, which the browser's network stack
-//                                 answered without this script: kept (the first, on any of the
-//                                 member's connections) when it comes within deadline_ms of the pong
+//                                 answered without this script (household-echoes.js keeps it)
 //   -> {"type":"start","seconds"} once, when the baseline ends
 //   -> binary                     upstream, traffic.up_bytes_per_tick every 1000/tick_hz ms
 //   <- {"type":"ack","t_ms","up_bytes"}      recorded as [t_ms, up_bytes]
@@ -42,6 +41,8 @@
 //   {type: "failed", name, message}              it could not connect
 //   {type: "live", name, state, ...figures}      four times a second while running
 //   {type: "finished", name, samples}            samples as the result submission wants them
+
+import { EchoLog } from "./household-echoes.js";
 
 export const PING_INTERVAL_MS = 100;
 const MAX_ECHO_COPIES = 4;  // lqos.personas.model.MAX_ECHO_COPIES
@@ -90,10 +91,7 @@ export class PersonaConnection {
     this.endedAtMs = null;      // test time of done or of the drop
     // Samples.
     this.seq = 0;
-    this.inFlight = new Map();  // seq -> [phase, sentAt (this realm's clock)]
-    this.copiesSent = new Map(); // seq -> [t of each copy sent], while the ping is in flight
-    this.pings = [];            // [seq, phase, sent_ms, rtt_ms | null, server_rtt_ms | null]
-    this.awaitingTiming = new Map(); // seq -> [its row in pings, when its pong came]
+    this.echoes = new EchoLog(this.deadlineMs);
     this.windowBytes = [];      // bytes received in 1 s window k of the load
     this.acks = [];             // [t_ms, up_bytes], as the server said
     this.segments = new Map();  // n -> seconds from when segment n was due to be sent to its arrival, or null
@@ -103,8 +101,6 @@ export class PersonaConnection {
     // Live figures.
     this.downTotal = 0;
     this.rateHistory = [];      // [test ms, downTotal] at each live report
-    this.newRtts = [];          // [sent_ms, rtt | null] since the last live report
-    this.lastRtt = null;
     this.upSentTicks = 0;
     this.upSkippedTicks = 0;
     this.upPayload = null;
@@ -227,12 +223,12 @@ export class PersonaConnection {
     const seq = this.seq;
     this.seq += 1;
     const phase = this.loadStartMs === null ? "baseline" : "load";
-    const sentAt = performance.now();
-    this.inFlight.set(seq, [phase, sentAt]);
-    if (this.echoSockets.length === 0) {
-      this.socket.send(JSON.stringify({ type: "ping", seq, t: round3(sentAt - this.startAt) }));
+    const sentMs = round3(this.now());
+    const inCopies = this.echoSockets.length > 0;
+    this.echoes.sent(seq, phase, sentMs, inCopies);
+    if (!inCopies) {
+      this.socket.send(JSON.stringify({ type: "ping", seq, t: sentMs }));
     } else {
-      this.copiesSent.set(seq, []);
       this.sendCopy(seq, 0);
       const tickMs = 1000 / this.traffic.tick_hz;
       for (let copy = 1; copy < this.echoSockets.length; copy += 1) {
@@ -246,11 +242,10 @@ export class PersonaConnection {
 
   /** Copy `copy` of ping `seq`, stamped with its own send time; none once the ping is settled. */
   sendCopy(seq, copy) {
-    const copies = this.copiesSent.get(seq);
     const socket = this.echoSockets[(seq + copy) % this.echoSockets.length];
-    if (!copies || !this.inFlight.has(seq) || !socket || socket.readyState !== WebSocket.OPEN) return;
-    const t = round3(performance.now() - this.startAt);
-    copies.push(t);
+    if (!this.echoes.waiting(seq) || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const t = round3(this.now());
+    this.echoes.copySent(seq, t);
     socket.send(JSON.stringify({ type: "ping", seq, t }));
   }
 
@@ -296,26 +291,8 @@ export class PersonaConnection {
 
   /** Pings without an answer within the deadline are lost; a timing not come by then, given up. */
   sweep() {
-    const now = performance.now();
-    for (const [seq, [phase, sentAt]] of this.inFlight) {
-      if (now - sentAt >= this.deadlineMs) this.settle(seq, phase, sentAt, null);
-    }
-    for (const [seq, [, ponged]] of this.awaitingTiming) {
-      if (now - ponged >= this.deadlineMs) this.awaitingTiming.delete(seq);
-    }
+    this.echoes.sweep(this.now());
     this.maybeFinish();
-  }
-
-  settle(seq, phase, sentAt, rtt) {
-    this.inFlight.delete(seq);
-    this.copiesSent.delete(seq);
-    const sentMs = round3(sentAt - this.startAt);
-    const value = rtt === null ? null : round3(rtt);
-    const row = [seq, phase, sentMs, value, null];
-    this.pings.push(row);
-    if (value !== null) this.awaitingTiming.set(seq, [row, performance.now()]);
-    this.newRtts.push([sentMs, value]);
-    if (value !== null) this.lastRtt = value;
   }
 
   // --- what arrives ---
@@ -366,27 +343,15 @@ export class PersonaConnection {
     }
   }
 
-  /** The first pong of a ping settles it: its RTT from the send time of the copy it answers
-   *  (the ping's own, without copies), and the deadline from the ping's first copy. */
+  /** A pong, received at `now` (this realm's clock): the first of a ping's copies settles it. */
   onPong(message, now) {
-    const flight = this.inFlight.get(message.seq);
-    if (!flight || this.startAt === null) return;  // answered already, late (already lost), or not ours
-    const copies = this.copiesSent.get(message.seq);
-    const sentAt = copies ? copies.find((t) => Math.abs(message.t - t) <= 0.01) : round3(flight[1] - this.startAt);
-    if (sentAt === undefined || Math.abs(message.t - sentAt) > 0.01) return;
-    const rtt = now - this.startAt - sentAt;
-    const late = now - flight[1] >= this.deadlineMs;
-    this.settle(message.seq, flight[0], flight[1], late ? null : rtt);
-    this.maybeFinish();
+    if (this.startAt === null) return;
+    if (this.echoes.pong(message, now - this.startAt)) this.maybeFinish();
   }
 
-  /** The server's timing of an answered ping's round trip; the first that comes counts. */
+  /** The server's timing of an answered ping's round trip. */
   onTiming(message) {
-    const awaited = this.awaitingTiming.get(message.seq);
-    if (!awaited) return;
-    this.awaitingTiming.delete(message.seq);
-    const serverRtt = message.server_rtt_ms;
-    if (Number.isFinite(serverRtt) && serverRtt >= 0 && serverRtt < this.deadlineMs) awaited[0][4] = round3(serverRtt);
+    this.echoes.timing(message);
     this.maybeFinish();
   }
 
@@ -408,7 +373,7 @@ export class PersonaConnection {
       this.endLoad({ interrupted: true, reason: `the connection closed (code ${event.code})` });
     }
     // Whatever is still in flight can no longer be answered.
-    for (const [seq, [phase, sentAt]] of this.inFlight) this.settle(seq, phase, sentAt, null);
+    this.echoes.loseInFlight(this.now());
     this.maybeFinish();
   }
 
@@ -423,7 +388,7 @@ export class PersonaConnection {
       this.interrupted = true;
       this.reason = reason;
       this.state = "interrupted";
-      for (const [seq, [phase, sentAt]] of this.inFlight) this.settle(seq, phase, sentAt, null);
+      this.echoes.loseInFlight(this.now());
     } else {
       this.done = true;
       this.state = "done";
@@ -433,9 +398,9 @@ export class PersonaConnection {
     this.maybeFinish();
   }
 
-  /** Once the load is over and every ping is answered or lost: report the samples, close. */
+  /** Once the load is over and every ping is settled (its timing too): report the samples, close. */
   maybeFinish() {
-    if (this.finishedSent || (!this.done && !this.interrupted) || this.inFlight.size || this.awaitingTiming.size) return;
+    if (this.finishedSent || (!this.done && !this.interrupted) || this.echoes.pending) return;
     this.finishedSent = true;
     this.live();
     this.report({ type: "finished", name: this.name, samples: this.samples(), reason: this.reason });
@@ -452,9 +417,8 @@ export class PersonaConnection {
         windows.push([round3(start), bytes]);
       });
     }
-    const pings = [...this.pings].sort((a, b) => a[0] - b[0]);
     return {
-      pings,
+      pings: this.echoes.sortedRows(),
       down: windows,
       up_acks: this.acks,
       bursts: [...this.segments.entries()].sort((a, b) => a[0] - b[0]),
@@ -483,15 +447,14 @@ export class PersonaConnection {
       name: this.name,
       state: this.state,
       elapsedMs: at,
-      lastRtt: this.lastRtt,
-      rtts: this.newRtts,
+      lastRtt: this.echoes.lastRtt,
+      rtts: this.echoes.takeNewRtts(),
       downMbps: this.done || this.interrupted ? null : downMbps,
       upMbps: this.done || this.interrupted ? null : upMbps,
       segments: { seen: this.segments.size, arrived: arrived.length,
         lastSeconds: arrived.length ? arrived[arrived.length - 1][1] : null },
       upSkippedTicks: this.upSkippedTicks,
     });
-    this.newRtts = [];
   }
 
   /** Stop everything (a cancelled test, or a finished member). */
