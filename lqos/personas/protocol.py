@@ -122,7 +122,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         self._burst: int | None = None
         self.down_bytes = self.up_bytes = self.dropped_bytes = 0
         self.transport.registerProducer(self, True)
-        self.factory.sessions.add(self)
+        self.factory.track(self)
         self._send_json({"type": "hello", "persona": self.factory.persona.profile()})
 
     # --- flow control: the transport tells us when it wants data ---
@@ -258,7 +258,7 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         lifetime = getattr(self, "_lifetime", None)
         if lifetime is not None and lifetime.active():
             lifetime.cancel()
-        self.factory.sessions.discard(self)
+        self.factory.forget(self)
 
 
 def _control_message(payload: bytes) -> dict | None:
@@ -279,10 +279,12 @@ def _control_message(payload: bytes) -> dict | None:
 
 @implementer(IProtocolNegotiationFactory)
 class PersonaFactory(WebSocketServerFactory):
-    """Every session of one persona, ticked together at the persona's rate.
+    """Every session of one persona, ticked together at the persona's rate while there is one.
 
-    It names its ALPN protocol: over TLS, Twisted aborts a handshake that
-    offers ALPN (every browser does) unless the factory says what it speaks.
+    The tick stops with the last session: an idle persona process does not
+    wake up at its tick rate (60 a second for gaming) for nobody.  It names
+    its ALPN protocol: over TLS, Twisted aborts a handshake that offers ALPN
+    (every browser does) unless the factory says what it speaks.
     """
 
     protocol = PersonaSession
@@ -295,10 +297,7 @@ class PersonaFactory(WebSocketServerFactory):
         self.block = os.urandom(64 * 1024)
         self._send_to_parent = send_to_parent
         apply_server_options(self, MAX_UPSTREAM_MESSAGE_BYTES)
-        # withCount: a tick the loop missed is made up, so a busy process still
-        # delivers the plan's rate (the one-second backlog cap still bounds it).
-        self._ticker = LoopingCall.withCount(self._tick)
-        self._ticker.clock = reactor
+        self._ticker: LoopingCall | None = None
         self._reporter = LoopingCall(self._report)
         self._reporter.clock = reactor
 
@@ -307,13 +306,35 @@ class PersonaFactory(WebSocketServerFactory):
 
     def startFactory(self) -> None:
         super().startFactory()
-        self._ticker.start(1.0 / self.persona.traffic.tick_hz, now=False)
         self._reporter.start(1.0, now=False)
 
+    def track(self, session: PersonaSession) -> None:
+        """A session opened: tick it from now on (starting the tick for the first)."""
+        self.sessions.add(session)
+        if self._ticker is None:
+            # withCount: a tick the loop missed is made up, so a busy process still
+            # delivers the plan's rate (the one-second backlog cap still bounds it).
+            # A new loop each time: a restarted one would count the ticks it missed
+            # while stopped and hand the first session a second of them at once.
+            self._ticker = LoopingCall.withCount(self._tick)
+            self._ticker.clock = self.reactor
+            self._ticker.start(1.0 / self.persona.traffic.tick_hz, now=False)
+
+    def forget(self, session: PersonaSession) -> None:
+        """A session ended: no more ticks for it, and none at all once none is left."""
+        self.sessions.discard(session)
+        if not self.sessions:
+            self._stop_ticking()
+
+    def _stop_ticking(self) -> None:
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+
     def stopFactory(self) -> None:
-        for loop in (self._ticker, self._reporter):
-            if loop.running:
-                loop.stop()
+        self._stop_ticking()
+        if self._reporter.running:
+            self._reporter.stop()
         super().stopFactory()
 
     def _tick(self, ticks: int) -> None:
@@ -324,7 +345,7 @@ class PersonaFactory(WebSocketServerFactory):
                 session.tick(now, ticks)
             except Exception:
                 log.failure("persona {name}: a session failed on its tick; dropping it", name=self.persona.name)
-                self.sessions.discard(session)
+                self.forget(session)
                 session.dropConnection(abort=True)
 
     def _report(self) -> None:

@@ -52,16 +52,19 @@ def tests_started(daemon) -> float:
 
 
 def cli_into_the_upload_phase(daemon) -> subprocess.Popen:
-    """A CLI test, 3 s after its session opened: the upload phase of the quick schedule (2.5 to 4 s).
+    """A CLI test, 4 s after its session opened: the upload phase of the short schedule (4 to 7 s).
 
     Counted from the session, not from the CLI's launch: on a busy machine the
-    interpreter alone can take seconds to start.
+    interpreter alone can take seconds to start.  Not the quick schedule: its
+    test clock starts once the CLI's prober has connected, which on a busy
+    machine was more than its 1.5 s baseline after the session opened, and a
+    kill meant for the upload then fell into the baseline.
     """
     before = tests_started(daemon)
-    cli = subprocess.Popen([str(CLI), daemon.url, "--schedule", "quick", "--json"], stdout=subprocess.PIPE,
+    cli = subprocess.Popen([str(CLI), daemon.url, "--short", "--json"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     assert wait_until(lambda: tests_started(daemon) > before, timeout=20)
-    time.sleep(3.0)
+    time.sleep(4.0)
     return cli
 
 
