@@ -25,6 +25,31 @@ export class TestFailure extends Error {
   }
 }
 
+/** The failure a test ends with: a TestFailure as it came (placed in `phase` if it names none),
+ *  anything else as one whose message is a sentence for the customer. */
+export function failureOf(error, phase) {
+  const failure = error instanceof TestFailure ? error : new TestFailure(sentence(error.message || String(error)), { phase });
+  if (!failure.phase) failure.phase = phase;
+  return failure;
+}
+
+/** Tell the page `ui[name](...args)` if it listens; a handler that throws is logged, and the test goes on. */
+export function notify(ui, name, ...args) {
+  const handler = ui[name];
+  if (typeof handler !== "function") return;
+  try {
+    handler(...args);
+  } catch (error) {
+    console.error(`ui.${name}`, error);
+  }
+}
+
+function sentence(text) {
+  const trimmed = String(text).trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
+}
+
 /** Seconds from a Retry-After header (seconds or an HTTP date), or null. */
 export function parseRetryAfter(value) {
   if (!value) return null;

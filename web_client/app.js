@@ -74,6 +74,18 @@ function markStep(activeIndex) {
   }
 }
 
+/** The running screen once the measuring is over and the samples go to the server. */
+function showSubmitting(sentence) {
+  markStep(Infinity);
+  $("progress").value = 100;
+  $("progress-label").textContent = "Done measuring";
+  $("phase-now").textContent = sentence;
+}
+
+function showWaiting(seconds) {
+  $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
+}
+
 /** "12.5 Mbit/s" as a number and a smaller unit, so it fits a narrow tile. */
 function liveFigure(id, text) {
   const element = $(id);
@@ -287,28 +299,11 @@ class TestPage {
           if (this.chart) this.chart.add(samples);
           else probesBeforeChart.push(...samples);
         },
-        submitting: () => {
-          markStep(Infinity);
-          $("progress").value = 100;
-          $("progress-label").textContent = "Done measuring";
-          $("phase-now").textContent = "Sending the measurements to the server for grading…";
-        },
-        waiting: (seconds) => {
-          $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
-        },
+        submitting: () => showSubmitting("Sending the measurements to the server for grading…"),
+        waiting: showWaiting,
       },
     });
-    try {
-      const outcome = await this.test.run();
-      if (this.chart) this.chart.finish();
-      this.showOwnResult(outcome);
-    } catch (failure) {
-      if (this.chart) this.chart.finish();
-      if (failure.kind === "cancelled") this.showStart("You stopped the test. No grade was given.");
-      else this.showError(failure);
-    } finally {
-      this.test = null;
-    }
+    await this.runToEnd((outcome) => this.showOwnResult(outcome), () => { if (this.chart) this.chart.finish(); });
   }
 
   async runHousehold() {
@@ -346,21 +341,22 @@ class TestPage {
           $("progress-label").textContent = `${Math.floor(elapsedMs / 1000)} s of ${Math.round(durationMs / 1000)} s`;
         },
         live: (name, report) => { if (live) live.update(name, report); },
-        submitting: () => {
-          markStep(Infinity);
-          $("progress").value = 100;
-          $("progress-label").textContent = "Done measuring";
-          $("phase-now").textContent = "Every member has finished. Sending the measurements to the server for grading…";
-        },
-        waiting: (seconds) => {
-          $("phase-now").textContent = `The server is busy; sending the measurements again in ${seconds} s…`;
-        },
+        submitting: () => showSubmitting("Every member has finished. Sending the measurements to the server for grading…"),
+        waiting: showWaiting,
       },
     });
+    await this.runToEnd((outcome) => this.showOwnHouseholdResult(outcome, personas));
+  }
+
+  /** Run `this.test` to its end: its result shown, or the start screen (stopped) or the error screen.
+   *  `ended` runs first either way. */
+  async runToEnd(showResult, ended = () => {}) {
     try {
       const outcome = await this.test.run();
-      this.showOwnHouseholdResult(outcome, personas);
+      ended();
+      showResult(outcome);
     } catch (failure) {
+      ended();
       if (failure.kind === "cancelled") this.showStart("You stopped the test. No grade was given.");
       else this.showError(failure);
     } finally {
@@ -371,12 +367,7 @@ class TestPage {
   showOwnHouseholdResult({ record, submission }, personas) {
     showResultBody(true);
     renderHouseholdResult(record, { shared: false, profiles: personas });
-    const raw = { ...submission };
-    delete raw.token;
-    this.setUpSharing(record, { record, raw_samples: raw });
-    $("again-button").href = this.startUrl();
-    show("result");
-    history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
+    this.showOwnRecord(record, submission);
   }
 
   startTest() {
@@ -389,6 +380,12 @@ class TestPage {
     renderResult(record, { shared: false });
     $("result-timeline").replaceChildren($("latency-figure"));
     renderCdf(probes);
+    this.showOwnRecord(record, submission);
+    if (this.chart) this.chart.plot.redraw();
+  }
+
+  /** The result screen for this device's own test: sharing (the samples without the token), Test again. */
+  showOwnRecord(record, submission) {
     const raw = { ...submission };
     delete raw.token;
     this.setUpSharing(record, { record, raw_samples: raw });
@@ -396,7 +393,6 @@ class TestPage {
     show("result");
     // The address bar now holds the share link: a reload shows this result again.
     history.replaceState(null, "", `/r/${encodeURIComponent(record.share_id)}`);
-    if (this.chart) this.chart.plot.redraw();
   }
 
   async showShared(shareId) {

@@ -119,6 +119,12 @@ export function drawCard(record, { shareUrl = "", sponsor = "" } = {}) {
   const uses = USE_CASES.map(([key, label]) => `${label}: ${ratings[key] && ratings[key].rating ? capitalise(ratings[key].rating) : "not rated"}`);
   ctx.fillText(fitText(ctx, uses.join(" · "), columnWidth), column, 478);
 
+  drawFooter(ctx, shareUrl, sponsor);
+  return canvas;
+}
+
+/** Both cards' footer: a rule, the share link, and the sponsor (or the project's name). */
+export function drawFooter(ctx, shareUrl, sponsor) {
   ctx.strokeStyle = "#d5d9e0";
   ctx.lineWidth = 2;
   ctx.beginPath();
@@ -131,13 +137,16 @@ export function drawCard(record, { shareUrl = "", sponsor = "" } = {}) {
   ctx.textAlign = "right";
   ctx.fillText(fitText(ctx, sponsor || "lqos-bufferbloat", 380), WIDTH - 64, 566);
   ctx.textAlign = "left";
-  return canvas;
+}
+
+/** A drawn card as a PNG Blob. */
+export function canvasPng(canvas) {
+  return new Promise((resolve, reject) => {
+    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("the image could not be made"))), "image/png");
+  });
 }
 
 /** The card as a PNG Blob. */
 export function cardPng(record, options) {
-  const canvas = drawCard(record, options);
-  return new Promise((resolve, reject) => {
-    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("the image could not be made"))), "image/png");
-  });
+  return canvasPng(drawCard(record, options));
 }

@@ -1,7 +1,7 @@
 // The virtual household's result as a shareable image (1200 x 630), drawn on a canvas.
 
 import { percent, signedMs } from "./format.js";
-import { FONT, INK, MUTED, WIDTH, cardWithGrade, chip, fitText } from "./card.js";
+import { FONT, INK, MUTED, WIDTH, canvasPng, cardWithGrade, chip, drawFooter, fitText } from "./card.js";
 import { ofTarget } from "./household-view.js";
 
 export function drawHouseholdCard(record, { shareUrl = "", sponsor = "" } = {}) {
@@ -45,24 +45,10 @@ export function drawHouseholdCard(record, { shareUrl = "", sponsor = "" } = {}) 
   ctx.fillText(fitText(ctx, `Fairness (Jain's index): ${fairness === null || fairness === undefined ? "not measured" : fairness.toFixed(2)}`,
     columnWidth), column, 488);
 
-  ctx.strokeStyle = "#d5d9e0";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  ctx.moveTo(64, 520);
-  ctx.lineTo(WIDTH - 64, 520);
-  ctx.stroke();
-  ctx.fillStyle = MUTED;
-  ctx.font = `400 22px ${FONT}`;
-  ctx.fillText(fitText(ctx, shareUrl, 700), 64, 566);
-  ctx.textAlign = "right";
-  ctx.fillText(fitText(ctx, sponsor || "lqos-bufferbloat", 380), WIDTH - 64, 566);
-  ctx.textAlign = "left";
+  drawFooter(ctx, shareUrl, sponsor);
   return canvas;
 }
 
 export function householdCardPng(record, options) {
-  const canvas = drawHouseholdCard(record, options);
-  return new Promise((resolve, reject) => {
-    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("the image could not be made"))), "image/png");
-  });
+  return canvasPng(drawHouseholdCard(record, options));
 }

@@ -9,7 +9,7 @@
 // to result_url and the page shows what the server graded. No grading here.
 
 import { PersonaConnection } from "./household-persona.js";
-import { TestFailure, openSession, submitResult } from "./api.js";
+import { TestFailure, failureOf, notify, openSession, submitResult } from "./api.js";
 
 const OPEN_TIMEOUT_MS = 8000;
 const TICK_MS = 250;
@@ -93,20 +93,12 @@ export class HouseholdTest {
   }
 
   emit(name, ...args) {
-    const handler = this.ui[name];
-    if (typeof handler !== "function") return;
-    try {
-      handler(...args);
-    } catch (error) {
-      console.error(`ui.${name}`, error);
-    }
+    notify(this.ui, name, ...args);
   }
 
   fail(error) {
     if (this.failure || this.finished) return;
-    const phase = this.current ? this.current.name : null;
-    this.failure = error instanceof TestFailure ? error : new TestFailure(String(error.message || error), { phase });
-    if (!this.failure.phase) this.failure.phase = phase;
+    this.failure = failureOf(error, this.current ? this.current.name : null);
     this.failure.started = this.t0 !== null;
     this.rejectFailed(this.failure);
     this.cleanUp();

@@ -11,7 +11,7 @@ import {
   AcknowledgedBytes, LoadError, ProgressPoller, ReceivedBytes, STREAMS_PER_ORIGIN,
   TimerLag, WINDOW_MS, warmUp,
 } from "./load.js";
-import { TestFailure, openSession, submitResult } from "./api.js";
+import { TestFailure, failureOf, notify, openSession, submitResult } from "./api.js";
 import { FLUSH_MS, LoadThread } from "./load-thread.js";
 
 const PROBE_OPEN_TIMEOUT_MS = 5000;
@@ -62,22 +62,13 @@ export class SingleUserTest {
   }
 
   emit(name, ...args) {
-    const handler = this.ui[name];
-    if (typeof handler === "function") {
-      try {
-        handler(...args);
-      } catch (error) {
-        console.error(`ui.${name}`, error);
-      }
-    }
+    notify(this.ui, name, ...args);
   }
 
   /** The first failure ends the test; later ones are ignored. */
   fail(error) {
     if (this.failure || this.finished) return;
-    const phase = this.current ? this.current.name : null;
-    this.failure = error instanceof TestFailure ? error : new TestFailure(sentence(error.message || String(error)), { phase });
-    if (!this.failure.phase) this.failure.phase = phase;
+    this.failure = failureOf(error, this.current ? this.current.name : null);
     this.failure.started = this.t0 !== null;
     this.rejectFailed(this.failure);
     this.cleanUp();
@@ -318,12 +309,6 @@ function worstLag(pageRows, loadRows) {
   const worst = new Map(pageRows);
   for (const [start, lag] of loadRows) worst.set(start, Math.max(lag, worst.get(start) ?? 0));
   return [...worst].sort((a, b) => a[0] - b[0]);
-}
-
-function sentence(text) {
-  const trimmed = String(text).trim();
-  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
-  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 export { LoadError };
