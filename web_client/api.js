@@ -44,6 +44,31 @@ export function notify(ui, name, ...args) {
   }
 }
 
+/**
+ * What a single-user test and a household test share: telling the page, and
+ * ending on the first failure. A subclass keeps `ui`, `current` (the phase
+ * span now), `t0` (null until the schedule starts), `finished`,
+ * `rejectFailed` and `cleanUp()`.
+ */
+export class TestRun {
+  emit(name, ...args) {
+    notify(this.ui, name, ...args);
+  }
+
+  /** The first failure ends the test; later ones are ignored. */
+  fail(error) {
+    if (this.failure || this.finished) return;
+    this.failure = failureOf(error, this.current ? this.current.name : null);
+    this.failure.started = this.t0 !== null;
+    this.rejectFailed(this.failure);
+    this.cleanUp();
+  }
+
+  cancel() {
+    this.fail(new TestFailure("You stopped the test.", { kind: "cancelled" }));
+  }
+}
+
 function sentence(text) {
   const trimmed = String(text).trim();
   const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);

@@ -2,7 +2,7 @@
 // with the figures each member is judged on. Every grade and figure comes from the record.
 
 import { FIX_ADVICE, gradeInfo, h, ms, needsFix, percent, signedMs } from "./format.js";
-import { formatDate, gradeBadge } from "./results.js";
+import { formatDate, gradeBadge, showGrade } from "./results.js";
 import { icon, number, ofTarget, reasonText } from "./household-view.js";
 
 function sentence(text) {
@@ -127,16 +127,7 @@ export function renderHouseholdResult(record, { shared = false, profiles = [] } 
   note.hidden = !shared;
   if (shared) note.textContent = `A virtual household test run on ${formatDate(record.created_at)}. This is a read-only copy.`;
 
-  const letter = $("grade-letter");
-  const badge = $("grade-badge");
-  letter.textContent = info ? overall.grade : "No grade";
-  letter.dataset.grade = overall.grade || "none";
-  letter.classList.toggle("grade-letter-long", Boolean(info) && overall.grade.length > 1);
-  badge.classList.toggle("grade-badge-none", !info);
-  badge.style.backgroundColor = info ? info.colour : "";
-  badge.setAttribute("role", "img");
-  badge.setAttribute("aria-label", info ? `Household grade ${overall.grade}` : "No grade");
-  $("grade-word").textContent = info ? info.word : "Not graded";
+  showGrade(overall.grade, info, "Household grade");
   $("grade-setter").textContent = setterText(result);
   $("grade-explain").replaceChildren(...explanation(result));
 

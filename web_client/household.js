@@ -9,7 +9,7 @@
 // to result_url and the page shows what the server graded. No grading here.
 
 import { PersonaConnection } from "./household-persona.js";
-import { TestFailure, failureOf, notify, openSession, submitResult } from "./api.js";
+import { TestFailure, TestRun, openSession, submitResult } from "./api.js";
 
 const OPEN_TIMEOUT_MS = 8000;
 const TICK_MS = 250;
@@ -71,13 +71,14 @@ export function openMember(persona, onReport, { thread = "worker" } = {}) {
 /** What a member that never reported its samples counts as: interrupted, nothing measured. */
 const NOTHING_MEASURED = () => ({ pings: [], down: [], up_acks: [], bursts: [], interrupted: true });
 
-export class HouseholdTest {
+export class HouseholdTest extends TestRun {
   /**
    * `ui` receives: session(session), started(spans), phase(span, index),
    * tick({elapsedMs, durationMs}), live(name, report), member(name, state, detail),
    * submitting(), waiting(seconds).
    */
   constructor({ schedule = "standard", ui = {}, thread = "worker" } = {}) {
+    super();
     this.schedule = schedule;
     this.ui = ui;
     this.thread = thread;
@@ -90,22 +91,6 @@ export class HouseholdTest {
     this.timers = [];
     this.failed = new Promise((resolve, reject) => { this.rejectFailed = reject; });
     this.failed.catch(() => {});
-  }
-
-  emit(name, ...args) {
-    notify(this.ui, name, ...args);
-  }
-
-  fail(error) {
-    if (this.failure || this.finished) return;
-    this.failure = failureOf(error, this.current ? this.current.name : null);
-    this.failure.started = this.t0 !== null;
-    this.rejectFailed(this.failure);
-    this.cleanUp();
-  }
-
-  cancel() {
-    this.fail(new TestFailure("You stopped the test.", { kind: "cancelled" }));
   }
 
   async run() {

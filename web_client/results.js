@@ -103,6 +103,20 @@ function explanation(result) {
   return parts;
 }
 
+/** The grade badge (its letter, or "No grade", its colour and spoken name) and the word beside it. */
+export function showGrade(grade, info, spokenName) {
+  const letter = document.getElementById("grade-letter");
+  const badge = document.getElementById("grade-badge");
+  letter.textContent = info ? grade : "No grade";
+  letter.dataset.grade = grade || "none";
+  letter.classList.toggle("grade-letter-long", Boolean(info) && grade.length > 1);
+  badge.classList.toggle("grade-badge-none", !info);
+  badge.style.backgroundColor = info ? info.colour : "";
+  badge.setAttribute("role", "img");
+  badge.setAttribute("aria-label", info ? `${spokenName} ${grade}` : "No grade");
+  document.getElementById("grade-word").textContent = info ? info.word : "Not graded";
+}
+
 export function renderResult(record, { shared = false } = {}) {
   const result = record.result;
   const overall = result.overall || {};
@@ -113,16 +127,7 @@ export function renderResult(record, { shared = false } = {}) {
   note.hidden = !shared;
   if (shared) note.textContent = `A bufferbloat test run on ${formatDate(record.created_at)}. This is a read-only copy.`;
 
-  const letter = document.getElementById("grade-letter");
-  const badge = document.getElementById("grade-badge");
-  letter.textContent = info ? overall.grade : "No grade";
-  letter.dataset.grade = overall.grade || "none";
-  letter.classList.toggle("grade-letter-long", Boolean(info) && overall.grade.length > 1);
-  badge.classList.toggle("grade-badge-none", !info);
-  badge.style.backgroundColor = info ? info.colour : "";
-  badge.setAttribute("role", "img");
-  badge.setAttribute("aria-label", info ? `Bufferbloat grade ${overall.grade}` : "No grade");
-  document.getElementById("grade-word").textContent = info ? info.word : "Not graded";
+  showGrade(overall.grade, info, "Bufferbloat grade");
   document.getElementById("grade-setter").textContent = setterText(result);
   document.getElementById("grade-explain").replaceChildren(...explanation(result));
   // The server's sentences for phases this device could not fill (lqos/measure/grading.py).

@@ -11,7 +11,7 @@ import {
   AcknowledgedBytes, LoadError, ProgressPoller, ReceivedBytes, STREAMS_PER_ORIGIN,
   TimerLag, WINDOW_MS, warmUp,
 } from "./load.js";
-import { TestFailure, failureOf, notify, openSession, submitResult } from "./api.js";
+import { TestFailure, TestRun, openSession, submitResult } from "./api.js";
 import { FLUSH_MS, LoadThread } from "./load-thread.js";
 
 const PROBE_OPEN_TIMEOUT_MS = 5000;
@@ -37,12 +37,13 @@ export function phaseAt(spans, ms) {
   return spans[spans.length - 1].name;
 }
 
-export class SingleUserTest {
+export class SingleUserTest extends TestRun {
   /**
    * `ui` receives: started(session, spans), phase(span, index), tick(live),
    * probes(samples), submitting(), waiting(seconds).
    */
   constructor({ mode = "single_user", schedule = "standard", ui = {} } = {}) {
+    super();
     this.mode = mode;
     this.schedule = schedule;
     this.ui = ui;
@@ -59,23 +60,6 @@ export class SingleUserTest {
 
   clock() {
     return performance.now() - this.t0;
-  }
-
-  emit(name, ...args) {
-    notify(this.ui, name, ...args);
-  }
-
-  /** The first failure ends the test; later ones are ignored. */
-  fail(error) {
-    if (this.failure || this.finished) return;
-    this.failure = failureOf(error, this.current ? this.current.name : null);
-    this.failure.started = this.t0 !== null;
-    this.rejectFailed(this.failure);
-    this.cleanUp();
-  }
-
-  cancel() {
-    this.fail(new TestFailure("You stopped the test.", { kind: "cancelled" }));
   }
 
   /** Wait until test time `ms`, or fail with the test. */
