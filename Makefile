@@ -56,7 +56,8 @@ system-packages:
 #   2. The testbed's links below 100 Mbit/s (marker `testbed`) hold each client to ping and iperf3: three
 #      beds side by side (tests/testbed/test_accuracy.py says why that holds), none beside part 1, whose
 #      loopback loads keep both cores busy.
-#   3. Tests marked `alone` (a gigabit link, Firefox graded on loopback) need the cores to themselves.
+#   3. Tests marked `alone` (a gigabit link, Firefox graded on loopback, the household graded on Chromium's
+#      own timing on an emulated link) need the cores to themselves.
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest
 

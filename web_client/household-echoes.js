@@ -6,7 +6,9 @@
 // - a ping's RTT is that of the first pong back, measured from the send time of the copy it
 //   answers; no pong within deadlineMs of the ping's first copy: lost (null), never made up;
 // - the server follows each pong with a WebSocket Ping and reports that round trip in a
-//   "timing" message: the first for an answered ping, within deadlineMs of its pong, is kept.
+//   "timing" message naming the copy's t: the timing of the copy whose pong answered the ping
+//   is kept, if it comes within deadlineMs of that pong, so both figures of a row describe the
+//   same trip. (The server reports it beside the grade; it does not grade it yet.)
 
 const round3 = (value) => Math.round(value * 1000) / 1000;
 
@@ -15,7 +17,7 @@ export class EchoLog {
     this.deadlineMs = deadlineMs;
     this.inFlight = new Map();        // seq -> [phase, sent_ms]
     this.copiesSent = new Map();      // seq -> [t of each copy sent], for a ping sent in copies
-    this.awaitingTiming = new Map();  // seq -> [its row, when its pong came]
+    this.awaitingTiming = new Map();  // seq -> [its row, when its pong came, the answering copy's t]
     this.rows = [];                   // [seq, phase, sent_ms, rtt_ms | null, server_rtt_ms | null]
     this.newRtts = [];                // [sent_ms, rtt | null] since the last takeNewRtts()
     this.lastRtt = null;
@@ -45,14 +47,14 @@ export class EchoLog {
     const sentMs = copies ? copies.find((t) => Math.abs(message.t - t) <= 0.01) : flight[1];
     if (sentMs === undefined || Math.abs(message.t - sentMs) > 0.01) return false;
     const late = nowMs - flight[1] >= this.deadlineMs;
-    this.settle(message.seq, late ? null : nowMs - sentMs, nowMs);
+    this.settle(message.seq, late ? null : nowMs - sentMs, nowMs, sentMs);
     return true;
   }
 
-  /** The server's timing `{seq, server_rtt_ms}` of an answered ping's round trip. */
+  /** The server's timing `{seq, t, server_rtt_ms}` of the round trip of the copy that answered a ping. */
   timing(message) {
     const awaited = this.awaitingTiming.get(message.seq);
-    if (!awaited) return;
+    if (!awaited || !(Math.abs(message.t - awaited[2]) <= 0.01)) return;  // another copy's, or none awaited
     this.awaitingTiming.delete(message.seq);
     const serverRtt = message.server_rtt_ms;
     if (Number.isFinite(serverRtt) && serverRtt >= 0 && serverRtt < this.deadlineMs) awaited[0][4] = round3(serverRtt);
@@ -89,7 +91,7 @@ export class EchoLog {
     return taken;
   }
 
-  settle(seq, rtt, nowMs) {
+  settle(seq, rtt, nowMs, answeredT = null) {
     const [phase, sentMs] = this.inFlight.get(seq);
     this.inFlight.delete(seq);
     this.copiesSent.delete(seq);
@@ -99,7 +101,7 @@ export class EchoLog {
     this.newRtts.push([row[2], value]);
     if (value !== null) {
       this.lastRtt = value;
-      this.awaitingTiming.set(seq, [row, nowMs]);
+      this.awaitingTiming.set(seq, [row, nowMs, answeredT]);
     }
   }
 }

@@ -206,8 +206,10 @@ class PersonaMember:
         self._ceiling: RateCeiling | None = None
         load = schedule.span("load")
         # Each echo waits up to the deadline for its pong, and then as long again for
-        # the server's timing of it (the first that comes, on whichever connection).
+        # the server's timing of the copy that answered it (named by that copy's t),
+        # which the result reports beside the grade.
         self.pings = ProbeLog(timeout_ms=plan.deadline_ms)
+        self._answered_by: dict[int, float] = {}  # seq -> t of the copy whose pong answered it
         self.down = DownWindows(load.start_ms, (load.end_ms - load.start_ms) / 1000.0)
         self.up_acks: list[list] = []
         self.segments = SegmentTimer(load.start_ms, plan.segment_seconds or 1.0)
@@ -356,13 +358,16 @@ class PersonaMember:
         if copy_sent_ms not in copies:
             return  # answered already (a later copy), or not one of ours
         del self._copies_sent[seq]
-        self.pings.answered(seq, now - (copy_sent_ms - pinged_ms))
+        if self.pings.answered(seq, now - (copy_sent_ms - pinged_ms)) is not None:
+            self._answered_by[seq] = copy_sent_ms
         self.on_change()
 
     def on_timing(self, message: dict) -> None:
-        """The server's timing of an echo's round trip (``ProbeLog`` keeps the first, if awaited)."""
-        seq = message.get("seq")
-        if isinstance(seq, int) and not isinstance(seq, bool):
+        """The server's timing of the round trip of the copy that answered an echo; others are ignored."""
+        seq, sent = message.get("seq"), message.get("t")
+        answered = self._answered_by.get(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None
+        if answered is not None and _is_number(sent) and abs(sent - answered) <= 0.01:
+            del self._answered_by[seq]
             self.pings.reported(seq, message.get("server_rtt_ms"))
             self.on_change()
 
@@ -380,9 +385,10 @@ class PersonaMember:
         except (ValueError, AttributeError):
             return
         if kind == "pong":
-            seq = message.get("seq")
-            if isinstance(seq, int) and not isinstance(seq, bool):
-                self.pings.answered(seq, now)
+            seq, sent = message.get("seq"), message.get("t")
+            if isinstance(seq, int) and not isinstance(seq, bool) and self.pings.answered(seq, now) is not None \
+                    and _is_number(sent):
+                self._answered_by[seq] = sent
         elif kind == "timing":
             self.on_timing(message)
             return

@@ -37,7 +37,7 @@ class PersonaSamples:
     """What the client measured on one persona's connection."""
 
     # seq, phase, sent_ms, rtt_ms | None, and the server's timing of the same round trip | None
-    # (lqos.net.websocket.PongTimer), which the grade takes where it came.
+    # (lqos.net.websocket.PongTimer), reported but not graded (latency_figures says why).
     pings: tuple[tuple, ...]
     down_windows: tuple[tuple[float, int], ...]  # start_ms of a 1 s window in the load, bytes received
     up_acks: tuple[tuple[float, int], ...]  # server's t_ms, upstream bytes it had received by then
@@ -45,29 +45,24 @@ class PersonaSamples:
     interrupted: bool
 
 
-def graded_rtt(row: tuple) -> float | None:
-    """A ping's round trip as graded: the server's timing where it came, else the client's; None if lost.
-
-    Whether a ping was lost (no pong within the member's deadline) is the
-    client's to say; how long the network took is better measured without
-    the client's own delay in handing the pong to its script.
-    """
-    rtt = row[3]
-    server_rtt = row[4] if len(row) > 4 else None
-    return rtt if rtt is None or server_rtt is None else server_rtt
-
-
-def _rtts(samples: PersonaSamples, phase: str) -> list[float | None]:
-    return [graded_rtt(row) for row in sorted(samples.pings) if row[1] == phase]
+def _rtts(samples: PersonaSamples, phase: str, column: int = 3) -> list[float | None]:
+    """A phase's round trips, in seq order: the client's (column 3), or the server's timing (column 4)."""
+    return [row[column] if len(row) > column else None for row in sorted(samples.pings) if row[1] == phase]
 
 
 def latency_figures(samples: PersonaSamples) -> dict:
+    """The member's echoes, graded on the client's round trips.
+
+    The server's timing of the same round trips (``server_rtt_ms``) is only
+    reported beside them, as ``server_increase_p95_ms``: on the 20/5 Mbit/s
+    deep testbed link it read the video call 10 to 13% under ping at p95
+    (the CLI and Chromium alike), where the client's timing agreed with ping,
+    and why is not yet known.  It does not grade until it is.
+    """
     baseline = stats.answered(_rtts(samples, "baseline"))
     load_rtts = _rtts(samples, "load")
     load = stats.answered(load_rtts)
-    timed = sum(1 for row in samples.pings if len(row) > 4 and row[4] is not None)
-    figures: dict = {"baseline_samples": len(baseline), "samples": len(load), "sent": len(load_rtts),
-                     "server_timed": timed}
+    figures: dict = {"baseline_samples": len(baseline), "samples": len(load), "sent": len(load_rtts)}
     figures["baseline_p50_ms"] = stats.median(baseline) if baseline else None
     for q in (50, 95, 99):
         figures[f"p{q}_ms"] = stats.percentile(load, q) if load else None
@@ -76,6 +71,12 @@ def latency_figures(samples: PersonaSamples) -> dict:
     for q in (50, 95):
         both = figures[f"p{q}_ms"] is not None and figures["baseline_p50_ms"] is not None
         figures[f"increase_p{q}_ms"] = figures[f"p{q}_ms"] - figures["baseline_p50_ms"] if both else None
+    server_baseline = stats.answered(_rtts(samples, "baseline", 4))
+    server_load = stats.answered(_rtts(samples, "load", 4))
+    figures["server_timed"] = len(server_baseline) + len(server_load)
+    figures["server_increase_p95_ms"] = (
+        stats.percentile(server_load, 95) - stats.median(server_baseline)
+        if len(server_baseline) >= MIN_BASELINE_SAMPLES and len(server_load) >= MIN_LOAD_SAMPLES else None)
     return figures
 
 

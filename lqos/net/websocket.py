@@ -37,7 +37,7 @@ def apply_server_options(factory: WebSocketServerFactory, max_message_bytes: int
 
 
 class PongTimer:
-    """Times the WebSocket Pings a server sends right behind its echoes, by the echo's ``seq``.
+    """Times the WebSocket Pings a server sends right behind its echoes, by the echo they follow.
 
     A client's network stack answers a Ping without waiting for the page's
     script, so its round trip is the network's alone, without the time a
@@ -50,21 +50,21 @@ class PongTimer:
     def __init__(self, limit: int):
         self._limit = limit
         self._sent = 0
-        self._in_flight: dict[bytes, tuple[int, float]] = {}  # token -> (seq, sent at)
+        self._in_flight: dict[bytes, tuple[object, float]] = {}  # token -> (echo, sent at)
 
-    def ping_for(self, seq: int) -> bytes:
-        """The payload of the Ping that times echo *seq*."""
+    def ping_for(self, echo: object) -> bytes:
+        """The payload of the Ping that times *echo* (what the report names: a probe's seq, say)."""
         self._sent += 1
         token = b"%d" % self._sent
-        self._in_flight[token] = (seq, time.perf_counter())
+        self._in_flight[token] = (echo, time.perf_counter())
         if len(self._in_flight) > self._limit:
             del self._in_flight[next(iter(self._in_flight))]
         return token
 
-    def pong(self, payload: bytes) -> tuple[int, float] | None:
-        """``(seq, round trip in ms)`` for the Pong of one of our Pings; None for any other."""
+    def pong(self, payload: bytes) -> tuple[object, float] | None:
+        """``(echo, round trip in ms)`` for the Pong of one of our Pings; None for any other."""
         timed = self._in_flight.pop(payload, None)
         if timed is None:
             return None
-        seq, sent_at = timed
-        return seq, round((time.perf_counter() - sent_at) * 1000.0, 3)
+        echo, sent_at = timed
+        return echo, round((time.perf_counter() - sent_at) * 1000.0, 3)

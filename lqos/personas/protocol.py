@@ -6,7 +6,7 @@ Wire format on ``/ws/virtual-household/{household_id}?test=ID&expires=T&token=K`
   ``"pong"``), ``{"type": "start", "seconds": S}`` (begin the load);
   binary: upstream traffic, counted and discarded.
 * server → client, text: ``hello`` (the plan), ``pong``, then ``{"type":
-  "timing", "seq", "server_rtt_ms"}`` once the WebSocket Ping sent right
+  "timing", "seq", "t", "server_rtt_ms"}`` once the WebSocket Ping sent right
   behind that pong is answered (as on the probe port: the round trip the
   client's network stack answered, without its script), ``ack`` once a
   second with the upstream bytes received so far, ``burst`` start/end
@@ -151,7 +151,9 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
         kind = message.get("type") if message else None
         if kind == "ping" and self._pings.take(self.factory.reactor.seconds()):
             self._send_json({"type": "pong", "seq": message["seq"], "t": message["t"]})
-            self.sendPing(self._pong_timer.ping_for(message["seq"]))
+            # The timing names the copy (its t) as well as the ping: a member with echo
+            # copies keeps the timing of the copy whose pong answered it, no other.
+            self.sendPing(self._pong_timer.ping_for((message["seq"], message["t"])))
         elif kind == "start" and self._load_started is None:
             self._start_load(message.get("seconds"))
         else:
@@ -160,8 +162,8 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
     def onPong(self, payload: bytes) -> None:
         timed = self._pong_timer.pong(payload)
         if timed is not None:
-            seq, rtt_ms = timed
-            self._send_json({"type": "timing", "seq": seq, "server_rtt_ms": rtt_ms})
+            (seq, sent), rtt_ms = timed
+            self._send_json({"type": "timing", "seq": seq, "t": sent, "server_rtt_ms": rtt_ms})
 
     def _count_upstream(self, size: int) -> None:
         self.up_bytes += size

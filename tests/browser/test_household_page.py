@@ -129,7 +129,7 @@ def test_a_household_test_shows_the_stored_grades_and_its_share_link_opens_it(ho
         shown = page.text_content(f".persona-result[data-persona='{name}'] .persona-reason")
         assert shown == f"{reason[:1].upper()}{reason[1:]}."
     assert "video segments arrived" in page.text_content(".persona-result[data-persona='streaming'] .persona-reason")
-    for name in ("gaming", "video"):  # graded on the server's timing of the page's echoes
+    for name in ("gaming", "video"):  # the server timed the page's echoes too
         latency = result["personas"][name]["latency"]
         assert latency["server_timed"] >= 0.9 * (latency["samples"] + latency["baseline_samples"]) > 0, latency
     assert "Late segments" in page.text_content(".persona-result[data-persona='streaming'] dl")

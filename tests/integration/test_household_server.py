@@ -107,7 +107,7 @@ def test_a_connection_that_never_starts_only_echoes(shared_daemon):
     assert pongs == [{"type": "pong", "seq": seq, "t": seq * 100.0} for seq in range(10)]
     # Each pong is followed by a WebSocket Ping, which this client's library answers; the
     # server says how long that took.
-    assert [(t["type"], t["seq"]) for t in timings] == [("timing", seq) for seq in range(10)]
+    assert [(t["type"], t["seq"], t["t"]) for t in timings] == [("timing", seq, seq * 100.0) for seq in range(10)]
     assert all(0 <= t["server_rtt_ms"] < 1000 for t in timings), timings
     assert binary == 0  # the traffic went to the connection that started the load
 

@@ -188,16 +188,17 @@ def test_a_slower_segment_never_grades_streaming_better(times, which, extra):
         assert worse is not None and grade_rank(worse) >= grade_rank(better)
 
 
-def test_an_echo_is_graded_on_the_servers_timing_where_it_came_and_a_lost_one_stays_lost():
-    """The page's script took 30 ms to hand each load pong over: the server's timing of the same
-    round trips (12 ms) grades, as it would without that delay; a row without it keeps the client's."""
+def test_the_servers_timing_is_reported_beside_the_grade_which_stays_on_the_clients():
+    """Rows with the server's timing (12 ms under load, where the client read 42): the grade and
+    its figures stay on the client's round trips, and the server's rise is reported on its own."""
     rows = [(i, "baseline", i * 100.0, 10.0, 10.0) for i in range(20)]
     rows += [(100 + i, "load", 2000 + i * 100.0, 42.0, 12.0) for i in range(70)]
     rows += [(200 + i, "load", 9000 + i * 100.0, None, None) for i in range(2)]
-    rows += [(300 + i, "load", 9200 + i * 100.0, 12.0) for i in range(8)]  # a client without the timing
+    rows += [(300 + i, "load", 9200 + i * 100.0, 42.0) for i in range(8)]  # a client without the timing
     timed = samples()
     timed = PersonaSamples(pings=tuple(rows), down_windows=timed.down_windows, up_acks=timed.up_acks,
                            bursts=(), interrupted=False)
     latency = score(gaming, timed)["latency"]
-    assert latency["increase_p95_ms"] == 2.0 and latency["server_timed"] == 90
-    assert latency["samples"] == 78 and latency["sent"] == 80
+    assert latency["increase_p95_ms"] == 32.0 and latency["samples"] == 78 and latency["sent"] == 80
+    assert latency["server_timed"] == 90 and latency["server_increase_p95_ms"] == 2.0
+    assert score(gaming, samples())["latency"]["server_increase_p95_ms"] is None

@@ -14,8 +14,8 @@ test("a pong settles its ping with the RTT from its send time, and the server's 
   assert.equal(echoes.pong({ seq: 0, t: 100 }, 112.5), true);
   assert.equal(echoes.pong({ seq: 0, t: 100 }, 113), false);  // a second pong changes nothing
   assert.equal(echoes.pending, 1);                             // its timing is still awaited
-  echoes.timing({ seq: 0, server_rtt_ms: 11.25 });
-  echoes.timing({ seq: 0, server_rtt_ms: 1 });                 // only the first counts
+  echoes.timing({ seq: 0, t: 100, server_rtt_ms: 11.25 });
+  echoes.timing({ seq: 0, t: 100, server_rtt_ms: 1 });         // only the first counts
   assert.equal(echoes.pending, 0);
   assert.deepEqual(echoes.sortedRows(), [[0, "baseline", 100, 12.5, 11.25]]);
   assert.deepEqual(echoes.takeNewRtts(), [[100, 12.5]]);
@@ -31,7 +31,7 @@ test("no pong within the deadline is a lost ping, and a pong after it does not r
   echoes.sweep(1150);
   assert.equal(echoes.waiting(3), false);
   assert.equal(echoes.pong({ seq: 3, t: 1000 }, 1160), false);
-  echoes.timing({ seq: 3, server_rtt_ms: 5 });
+  echoes.timing({ seq: 3, t: 1000, server_rtt_ms: 5 });
   assert.deepEqual(echoes.sortedRows(), [[3, "load", 1000, null, null]]);
   assert.equal(echoes.pending, 0);
 });
@@ -53,7 +53,11 @@ test("with copies, the first copy back stands in for the ping, timed from its ow
   assert.equal(echoes.pong({ seq: 7, t: 716.667 }, 736.667), true);
   assert.equal(echoes.pong({ seq: 7, t: 700 }, 900), false);
   echoes.copySent(7, 733.333);  // a copy due after the answer is not recorded
-  assert.deepEqual(echoes.sortedRows(), [[7, "load", 700, 20, null]]);
+  // Copy 0's timing comes first (shorter), but copy 1 answered: its timing is the one kept.
+  echoes.timing({ seq: 7, t: 700, server_rtt_ms: 9 });
+  assert.equal(echoes.pending, 1);
+  echoes.timing({ seq: 7, t: 716.667, server_rtt_ms: 19.5 });
+  assert.deepEqual(echoes.sortedRows(), [[7, "load", 700, 20, 19.5]]);
   // A pong whose t matches no copy sent is not ours.
   echoes.sent(8, "load", 800, true);
   echoes.copySent(8, 800);
@@ -65,8 +69,8 @@ test("a timing out of bounds, or later than the deadline after the pong, is not 
   const echoes = new EchoLog(150);
   for (const seq of [0, 1, 2]) echoes.sent(seq, "load", seq * 100);
   for (const seq of [0, 1, 2]) echoes.pong({ seq, t: seq * 100 }, seq * 100 + 10);
-  echoes.timing({ seq: 0, server_rtt_ms: -1 });
-  echoes.timing({ seq: 1, server_rtt_ms: "9" });
+  echoes.timing({ seq: 0, t: 0, server_rtt_ms: -1 });
+  echoes.timing({ seq: 1, t: 100, server_rtt_ms: "9" });
   echoes.sweep(210 + 150);  // seq 2's timing never came
   assert.equal(echoes.pending, 0);
   assert.deepEqual(echoes.sortedRows().map((row) => row[4]), [null, null, null]);
