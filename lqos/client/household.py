@@ -209,7 +209,6 @@ class PersonaMember:
         # the server's timing of the copy that answered it (named by that copy's t),
         # which the result reports beside the grade.
         self.pings = ProbeLog(timeout_ms=plan.deadline_ms)
-        self._answered_by: dict[int, float] = {}  # seq -> t of the copy whose pong answered it
         self.down = DownWindows(load.start_ms, (load.end_ms - load.start_ms) / 1000.0)
         self.up_acks: list[list] = []
         self.segments = SegmentTimer(load.start_ms, plan.segment_seconds or 1.0)
@@ -358,17 +357,14 @@ class PersonaMember:
         if copy_sent_ms not in copies:
             return  # answered already (a later copy), or not one of ours
         del self._copies_sent[seq]
-        if self.pings.answered(seq, now - (copy_sent_ms - pinged_ms)) is not None:
-            self._answered_by[seq] = copy_sent_ms
+        self.pings.answered(seq, now - (copy_sent_ms - pinged_ms), copy=copy_sent_ms)
         self.on_change()
 
     def on_timing(self, message: dict) -> None:
         """The server's timing of the round trip of the copy that answered an echo; others are ignored."""
-        seq, sent = message.get("seq"), message.get("t")
-        answered = self._answered_by.get(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None
-        if answered is not None and _is_number(sent) and abs(sent - answered) <= 0.01:
-            del self._answered_by[seq]
-            self.pings.reported(seq, message.get("server_rtt_ms"))
+        seq = message.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            self.pings.reported(seq, message.get("server_rtt_ms"), copy=message.get("t"))
             self.on_change()
 
     def on_echo_close(self, protocol: WebSocketClientProtocol) -> None:
@@ -385,10 +381,9 @@ class PersonaMember:
         except (ValueError, AttributeError):
             return
         if kind == "pong":
-            seq, sent = message.get("seq"), message.get("t")
-            if isinstance(seq, int) and not isinstance(seq, bool) and self.pings.answered(seq, now) is not None \
-                    and _is_number(sent):
-                self._answered_by[seq] = sent
+            seq = message.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                self.pings.answered(seq, now, copy=message.get("t"))
         elif kind == "timing":
             self.on_timing(message)
             return

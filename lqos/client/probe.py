@@ -48,13 +48,14 @@ class ProbeLog:
         self.timeout_ms = timeout_ms
         self._rows: dict[int, list] = {}
         self._awaiting_echo: dict[int, float] = {}    # seq -> sent_ms
-        self._awaiting_report: dict[int, float] = {}  # seq -> echo received_ms
+        # seq -> (echo received_ms, the copy that echoed: the t a household member's copy carried)
+        self._awaiting_report: dict[int, tuple[float, object]] = {}
 
     def sent(self, seq: int, phase: str, sent_ms: float) -> None:
         self._rows[seq] = [seq, phase, round(sent_ms, 3), None, None]
         self._awaiting_echo[seq] = sent_ms
 
-    def answered(self, seq: int, received_ms: float) -> float | None:
+    def answered(self, seq: int, received_ms: float, copy: object = None) -> float | None:
         """Record the echo of *seq*; its RTT, or None if unknown, repeated or too late."""
         sent_ms = self._awaiting_echo.pop(seq, None)
         if sent_ms is None:
@@ -63,13 +64,16 @@ class ProbeLog:
         if rtt > self.timeout_ms:
             return None
         self._rows[seq][3] = round(max(rtt, 0.0), 3)
-        self._awaiting_report[seq] = received_ms
+        self._awaiting_report[seq] = (received_ms, copy)
         return rtt
 
-    def reported(self, seq: int, server_rtt_ms: object) -> None:
-        """Record the server's timing of *seq*'s round trip (ignored unless awaited and sane)."""
-        if self._awaiting_report.pop(seq, None) is None:
+    def reported(self, seq: int, server_rtt_ms: object, copy: object = None) -> None:
+        """Record the server's timing of *seq*'s round trip, of the *copy* that echoed it (ignored
+        unless awaited and sane)."""
+        awaited = self._awaiting_report.get(seq)
+        if awaited is None or awaited[1] != copy:  # not awaited, or another copy's timing
             return
+        del self._awaiting_report[seq]
         if isinstance(server_rtt_ms, (int, float)) and not isinstance(server_rtt_ms, bool) \
                 and 0 <= server_rtt_ms < self.timeout_ms:
             self._rows[seq][4] = round(float(server_rtt_ms), 3)
@@ -78,7 +82,7 @@ class ProbeLog:
         """Settle the probes that waited the timeout for their echo (lost) or their report."""
         for seq in [s for s, sent in self._awaiting_echo.items() if now_ms - sent >= self.timeout_ms]:
             del self._awaiting_echo[seq]
-        for seq in [s for s, echo in self._awaiting_report.items() if now_ms - echo >= self.timeout_ms]:
+        for seq in [s for s, (echo, _) in self._awaiting_report.items() if now_ms - echo >= self.timeout_ms]:
             del self._awaiting_report[seq]
 
     def expire_all(self) -> None:
