@@ -103,7 +103,6 @@ function showResultBody(household) {
   $("single-result-body").hidden = household;
   $("household-result-body").hidden = !household;
   $("member-summary").hidden = !household;
-  if (household) $("grade-caveats").hidden = true;
 }
 
 // --- result ---

@@ -8,7 +8,10 @@
 // - the server follows each pong with a WebSocket Ping and reports that round trip in a
 //   "timing" message naming the copy's t: the timing of the copy whose pong answered the ping
 //   is kept, if it comes within deadlineMs of that pong, so both figures of a row describe the
-//   same trip. (The server reports it beside the grade; it does not grade it yet.)
+//   same trip;
+// - a pong that comes after the deadline leaves its ping lost, but the server's timing of it is
+//   still kept: it tells the server whether the pong had reached this device in time and the page
+//   was too busy to read it (a round trip the device held back counts at the server's timing).
 
 const round3 = (value) => Math.round(value * 1000) / 1000;
 
@@ -18,6 +21,7 @@ export class EchoLog {
     this.inFlight = new Map();        // seq -> [phase, sent_ms]
     this.copiesSent = new Map();      // seq -> [t of each copy sent], for a ping sent in copies
     this.awaitingTiming = new Map();  // seq -> [its row, when its pong came, the answering copy's t]
+    this.pastDeadline = new Map();    // seq -> [its row, its copies' t]: lost, but its pong may still come
     this.rows = [];                   // [seq, phase, sent_ms, rtt_ms | null, server_rtt_ms | null]
     this.newRtts = [];                // [sent_ms, rtt | null] since the last takeNewRtts()
     this.lastRtt = null;
@@ -42,13 +46,24 @@ export class EchoLog {
   /** A pong `{seq, t}` at `nowMs`: the first of a ping's copies settles it; true when it did. */
   pong(message, nowMs) {
     const flight = this.inFlight.get(message.seq);
-    if (!flight) return false;  // answered already, late (already lost), or not ours
-    const copies = this.copiesSent.get(message.seq);
-    const sentMs = copies ? copies.find((t) => Math.abs(message.t - t) <= 0.01) : flight[1];
-    if (sentMs === undefined || Math.abs(message.t - sentMs) > 0.01) return false;
+    if (!flight) {  // answered already, lost already, or not ours
+      this.latePong(message, nowMs);
+      return false;
+    }
+    const sentMs = matchingCopy(this.copiesSent.get(message.seq) || [flight[1]], message.t);
+    if (sentMs === undefined) return false;
     const late = nowMs - flight[1] >= this.deadlineMs;
     this.settle(message.seq, late ? null : nowMs - sentMs, nowMs, sentMs);
     return true;
+  }
+
+  /** The pong of a ping already lost: await the server's timing of that copy's trip. */
+  latePong(message, nowMs) {
+    const lost = this.pastDeadline.get(message.seq);
+    const sentMs = lost && matchingCopy(lost[1], message.t);
+    if (sentMs === undefined) return;
+    this.pastDeadline.delete(message.seq);
+    this.awaitingTiming.set(message.seq, [lost[0], nowMs, sentMs]);
   }
 
   /** The server's timing `{seq, t, server_rtt_ms}` of the round trip of the copy that answered a ping. */
@@ -93,15 +108,20 @@ export class EchoLog {
 
   settle(seq, rtt, nowMs, answeredT = null) {
     const [phase, sentMs] = this.inFlight.get(seq);
+    const copies = this.copiesSent.get(seq) || [sentMs];
     this.inFlight.delete(seq);
     this.copiesSent.delete(seq);
     const value = rtt === null ? null : round3(rtt);
     const row = [seq, phase, round3(sentMs), value, null];
     this.rows.push(row);
     this.newRtts.push([row[2], value]);
-    if (value !== null) {
-      this.lastRtt = value;
-      this.awaitingTiming.set(seq, [row, nowMs, answeredT]);
-    }
+    if (value !== null) this.lastRtt = value;
+    if (answeredT !== null) this.awaitingTiming.set(seq, [row, nowMs, answeredT]);
+    else this.pastDeadline.set(seq, [row, copies]);
   }
+}
+
+/** The copy's send time among `copies` that a pong's `t` names, or undefined. */
+function matchingCopy(copies, t) {
+  return copies.find((sent) => Math.abs(t - sent) <= 0.01);
 }

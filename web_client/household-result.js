@@ -2,7 +2,7 @@
 // with the figures each member is judged on. Every grade and figure comes from the record.
 
 import { FIX_ADVICE, gradeInfo, h, ms, needsFix, percent, signedMs } from "./format.js";
-import { formatDate, gradeBadge, showGrade } from "./results.js";
+import { formatDate, gradeBadge, showCaveats, showGrade } from "./results.js";
 import { icon, number, ofTarget, reasonText } from "./household-view.js";
 
 function sentence(text) {
@@ -67,6 +67,7 @@ function personaResultCard(name, score, profile) {
     h("h3", { class: "persona-label" }, score.label || name),
     gradeBadge(score.grade)),
   h("p", { class: "persona-reason" }, sentence(reasonText(score.reason, name))),
+  score.caveat ? h("p", { class: "phase-warning persona-caveat" }, score.caveat) : null,
   notes,
   h("dl", { class: "phase-figures persona-result-figures" },
     personaFigures(score).map(([label, value]) => h("div", {}, h("dt", {}, label),
@@ -130,6 +131,7 @@ export function renderHouseholdResult(record, { shared = false, profiles = [] } 
   showGrade(overall.grade, info, "Household grade");
   $("grade-setter").textContent = setterText(result);
   $("grade-explain").replaceChildren(...explanation(result));
+  showCaveats(overall.caveats);
 
   const known = byName(profiles);
   const scores = result.personas || {};

@@ -117,6 +117,14 @@ export function showGrade(grade, info, spokenName) {
   document.getElementById("grade-word").textContent = info ? info.word : "Not graded";
 }
 
+/** The server's sentences for where this device could not keep up (lqos/measure/grading.py for a
+ * single-user test's phases, household_grading.py for a household's members), under the grade. */
+export function showCaveats(caveats = []) {
+  const caveatBox = document.getElementById("grade-caveats");
+  caveatBox.hidden = caveats.length === 0;
+  caveatBox.replaceChildren(...caveats.map((text) => h("p", {}, text)));
+}
+
 export function renderResult(record, { shared = false } = {}) {
   const result = record.result;
   const overall = result.overall || {};
@@ -130,11 +138,7 @@ export function renderResult(record, { shared = false } = {}) {
   showGrade(overall.grade, info, "Bufferbloat grade");
   document.getElementById("grade-setter").textContent = setterText(result);
   document.getElementById("grade-explain").replaceChildren(...explanation(result));
-  // The server's sentences for phases this device could not fill (lqos/measure/grading.py).
-  const caveats = overall.caveats || [];
-  const caveatBox = document.getElementById("grade-caveats");
-  caveatBox.hidden = caveats.length === 0;
-  caveatBox.replaceChildren(...caveats.map((text) => h("p", {}, text)));
+  showCaveats(overall.caveats);
 
   const ratings = (result.use_cases && result.use_cases.ratings) || {};
   document.getElementById("use-cases").replaceChildren(

@@ -217,7 +217,8 @@ class PersonaMember:
         self.closed = False
         self.protocol: WebSocketClientProtocol | None = None
         self.echo_protocols: list[WebSocketClientProtocol | None] = []  # None once broken
-        # seq -> (the ping's time, each copy's send time), until answered or past the deadline
+        # seq -> (the ping's time, each copy's send time), until answered: a pong past the
+        # deadline is still matched to its copy, for the server's timing of it (ProbeLog)
         self._copies_sent: dict[int, tuple[float, list[float]]] = {}
         self._copy_timers: list = []
         self.on_change: Callable[[], None] = lambda: None
@@ -301,9 +302,6 @@ class PersonaMember:
 
     def expire(self, now_ms: float) -> None:
         self.pings.expire(now_ms)
-        deadline = self.plan.deadline_ms
-        for seq in [seq for seq, (pinged_ms, _) in self._copies_sent.items() if now_ms - pinged_ms >= deadline]:
-            del self._copies_sent[seq]
 
     def close(self) -> None:
         self.stop_load()

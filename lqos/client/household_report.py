@@ -5,7 +5,7 @@ Only shows what the server computed: nothing is graded here.
 
 from __future__ import annotations
 
-from lqos.client.report import ms, rate
+from lqos.client.report import caveat_notes, ms, rate
 
 HEADINGS = ("persona", "grade", "p50 incr", "p95 incr", "loss", "delivered / target", "video segments")
 RIGHT_ALIGNED = {2, 3, 4}
@@ -87,6 +87,7 @@ def render_household(record: dict, base_url: str) -> str:
     lines += table([list(HEADINGS)] + [persona_row(score) for score in personas.values()])
     lines.append("")
     lines += [explanation(score) for score in personas.values()]
+    lines += caveat_notes(result)
     if result["interrupted"]:
         lines.append(f"Interrupted (not graded): {', '.join(result['interrupted'])}")
     if record.get("share_id"):

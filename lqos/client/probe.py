@@ -41,13 +41,18 @@ class ProbeLog:
     A probe is settled once its echo is lost (no echo within the timeout:
     RTT None), or once the server's report of the round trip it timed has
     come, or when no report came within the timeout after the echo (the
-    server's figure stays None and the grade uses the client's).
+    server's figure stays None and the grade uses the client's).  An echo
+    that comes after the timeout stays lost on the client's clock, but the
+    server's report of it is still kept: it shows whether the echo had
+    reached this machine in time and the client was too busy to read it
+    (``ProbeSample``, ``household_grading.held_by_device``).
     """
 
     def __init__(self, timeout_ms: float = PROBE_TIMEOUT_MS):
         self.timeout_ms = timeout_ms
         self._rows: dict[int, list] = {}
         self._awaiting_echo: dict[int, float] = {}    # seq -> sent_ms
+        self._past_timeout: set[int] = set()          # lost on the client's clock; its echo may still come
         # seq -> (echo received_ms, the copy that echoed: the t a household member's copy carried)
         self._awaiting_report: dict[int, tuple[float, object]] = {}
 
@@ -59,12 +64,15 @@ class ProbeLog:
         """Record the echo of *seq*; its RTT, or None if unknown, repeated or too late."""
         sent_ms = self._awaiting_echo.pop(seq, None)
         if sent_ms is None:
+            if seq in self._past_timeout:  # lost, but the server's report may say it came in time
+                self._past_timeout.discard(seq)
+                self._awaiting_report[seq] = (received_ms, copy)
             return None
+        self._awaiting_report[seq] = (received_ms, copy)
         rtt = received_ms - sent_ms
         if rtt > self.timeout_ms:
             return None
         self._rows[seq][3] = round(max(rtt, 0.0), 3)
-        self._awaiting_report[seq] = (received_ms, copy)
         return rtt
 
     def reported(self, seq: int, server_rtt_ms: object, copy: object = None) -> None:
@@ -82,12 +90,14 @@ class ProbeLog:
         """Settle the probes that waited the timeout for their echo (lost) or their report."""
         for seq in [s for s, sent in self._awaiting_echo.items() if now_ms - sent >= self.timeout_ms]:
             del self._awaiting_echo[seq]
+            self._past_timeout.add(seq)
         for seq in [s for s, (echo, _) in self._awaiting_report.items() if now_ms - echo >= self.timeout_ms]:
             del self._awaiting_report[seq]
 
     def expire_all(self) -> None:
         self._awaiting_echo.clear()
         self._awaiting_report.clear()
+        self._past_timeout.clear()
 
     @property
     def pending(self) -> int:

@@ -75,7 +75,7 @@ def unreliable_notes(result: dict) -> list[str]:
 
 
 def caveat_notes(result: dict) -> list[str]:
-    """The server's sentences for phases this client could not fill."""
+    """The server's sentences for where this client could not keep up (phases, household members)."""
     return [f"  ! {text}" for text in result["overall"].get("caveats", [])]
 
 

@@ -170,13 +170,15 @@ class ProbeSample:
     """One latency probe: when it was sent, in which phase, and its RTT.
 
     ``rtt_ms`` is the client's own timing of the echo; None when no echo came
-    in time: a lost probe counts as loss and is never turned into a
-    round-trip time.  ``server_rtt_ms`` is the server's timing of a WebSocket
-    Ping sent right behind the echo, which the client's network stack
-    answers itself.  Both cross the same network; the client's also holds
-    however long the client took to hand the echo to its script, which in a
-    browser loading a gigabit line was 10 ms and more (Firefox).  So the
-    grade uses the server's timing where there is one.
+    in time.  ``server_rtt_ms`` is the server's timing of a WebSocket Ping
+    sent right behind the echo, which the client's network stack answers
+    itself.  Both cross the same network; the client's also holds however
+    long the client took to hand the echo to its script, which in a browser
+    loading a gigabit line was 10 ms and more (Firefox).  So the grade uses
+    the server's timing where there is one, also for an echo the client read
+    after its deadline: the server's Pong says it had reached the device.
+    A probe with neither is lost: it counts as loss and is never turned
+    into a round-trip time.
     """
 
     seq: int
@@ -196,12 +198,12 @@ class ProbeSample:
                 raise ValueError(f"probe rtt_ms must not be negative, got {self.rtt_ms!r}")
         if self.server_rtt_ms is not None:
             _require_finite("probe server_rtt_ms", self.server_rtt_ms)
-            if self.server_rtt_ms < 0 or self.rtt_ms is None:
-                raise ValueError("probe server_rtt_ms must be non-negative, and only on an answered probe")
+            if self.server_rtt_ms < 0:
+                raise ValueError(f"probe server_rtt_ms must not be negative, got {self.server_rtt_ms!r}")
 
     @property
     def lost(self) -> bool:
-        return self.rtt_ms is None
+        return self.graded_rtt_ms is None
 
     @property
     def graded_rtt_ms(self) -> float | None:

@@ -206,9 +206,23 @@ def test_probe_log_keeps_lost_probes_as_none_and_ignores_late_replies():
     log.expire(2300.0)
     assert log.answered(2, 2300.0) is None
     assert log.answered(99, 50.0) is None
-    log.expire(2001.5)  # no report came for seq 0 within the timeout after its echo
+    log.expire(4300.5)  # no report came within the timeout after an echo (seq 0, 1 and 2)
     assert log.rows() == [[0, "baseline", 0.0, 1.5, None], [1, "baseline", 100.0, None, None],
                           [2, "download", 200.0, None, None]]
+    assert log.pending == 0
+
+
+def test_a_late_echo_stays_lost_but_keeps_the_servers_timing_of_it():
+    """The server's Pong says the echo reached this machine in 3 ms: the client was busy, not the line."""
+    log = ProbeLog(timeout_ms=250)
+    log.sent(0, "load", 0.0)
+    log.sent(1, "load", 100.0)
+    log.expire(350.0)               # both lost on the client's clock
+    assert log.answered(0, 400.0) is None
+    assert log.pending == 1         # its report is awaited
+    log.reported(0, 3.0)
+    log.reported(1, 3.0)            # seq 1's echo never came: its report is not believed
+    assert log.rows() == [[0, "load", 0.0, None, 3.0], [1, "load", 100.0, None, None]]
     assert log.pending == 0
 
 

@@ -238,8 +238,9 @@ def test_a_pong_later_than_the_deadline_is_a_loss():
     reactor.pump([0.1] * 3)  # seq 0..3 sent; seq 0 is 300 ms old: past gaming's 250 ms
     member.on_text(b'{"type":"pong","seq":0,"t":0}')
     member.on_text(b'{"type":"pong","seq":2,"t":200}')
+    member.on_text(b'{"type":"timing","seq":0,"t":0,"server_rtt_ms":2.5}')  # the line was fast: this CLI was late
     rows = member.pings.rows()
-    assert rows[0][3] is None and rows[2][3] == pytest.approx(100.0)
+    assert rows[0][3] is None and rows[0][4] == 2.5 and rows[2][3] == pytest.approx(100.0)
     run.stop()
 
 
@@ -410,3 +411,17 @@ def test_report_shows_the_household_grade_who_set_it_and_every_persona():
             "of the 5 s it had.") in lines
     assert "Interrupted (not graded): video" in lines
     assert lines[-1] == "Share: https://test.example/r/abc"
+
+
+def test_report_says_when_this_device_could_not_keep_up():
+    """Game updates the server timed at 2 ms that this CLI read 300 ms later: not graded, and said."""
+    personas = {p.name: p for p in (streaming, gaming)}
+    held = _samples(2, 2, 1.5)
+    held = PersonaSamples(pings=tuple(row[:3] + (300.0 if row[1] == "load" else 2.0, 2.0) for row in held.pings),
+                          down_windows=held.down_windows, up_acks=(), bursts=(), interrupted=False)
+    result = score_household(personas, {"streaming": _samples(10, 12, 5, bursts=[(0, 1.02)]), "gaming": held}, 8.0)
+    lines = render_household({"result": result, "share_id": None}, "https://test.example").splitlines()
+    assert ("  gaming (Alex, competitive gaming): Not graded: 80 of 80 game updates reached this device in time, "
+            "but it handled them late.") in lines
+    assert ("  ! This device could not keep up: 80 of 80 game updates reached this device in time, but it handled "
+            "them late, so they are not graded. Another device or browser would show what your line does.") in lines

@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lqos.measure.grading import GRADES, grade_rank
-from lqos.measure.household_grading import PersonaSamples, jain_index, score_household, score_persona
+from lqos.measure.household_grading import (
+    PersonaSamples, held_by_device, jain_index, score_household, score_persona,
+)
 from lqos.personas.model import PersonaScoring
 from lqos.plugins.lqos_household import gaming, streaming, updates, video_call
 
@@ -125,7 +127,7 @@ def test_household_grade_is_the_worst_member_that_sets_it():
     }, LOAD_SECONDS)
     assert result["overall"] == {"grade": "F", "persona": "gaming", "reason": (
         "gaming: Game updates arrived up to 180 ms later than on an idle line while the household was busy "
-        "(95th percentile)")}
+        "(95th percentile)"), "caveats": []}
     assert result["fairness"]["personas"] == 3
     assert result["fairness"]["jain_index"] == pytest.approx(1.0)
 
@@ -202,3 +204,74 @@ def test_the_servers_timing_is_reported_beside_the_grade_which_stays_on_the_clie
     assert latency["increase_p95_ms"] == 32.0 and latency["samples"] == 78 and latency["sent"] == 80
     assert latency["server_timed"] == 90 and latency["server_increase_p95_ms"] == 2.0
     assert score(gaming, samples())["latency"]["server_increase_p95_ms"] is None
+
+
+def with_rows(rows) -> PersonaSamples:
+    base = samples()
+    return PersonaSamples(pings=tuple(rows), down_windows=base.down_windows, up_acks=base.up_acks,
+                          bursts=(), interrupted=False)
+
+
+def test_a_member_whose_echoes_the_device_held_back_is_not_graded_and_says_why():
+    """A browser too busy to read its game updates (the server's Pong at 2 ms, the page at 300 ms or
+    never): not an F for the line, but no grade, and the device named as the reason."""
+    rows = [(i, "baseline", i * 100.0, 1.0, 1.0) for i in range(20)]
+    rows += [(100 + i, "load", 2000 + i * 100.0, 300.0, 2.0) for i in range(40)]
+    rows += [(200 + i, "load", 6000 + i * 100.0, None, 2.0) for i in range(30)]
+    rows += [(300 + i, "load", 9000 + i * 100.0, 3.0, 2.0) for i in range(10)]
+    members = {"gaming": with_rows(rows), "streaming": samples(down_mbps=5, bursts=[(0, 1.0)])}
+    household = score_household(PERSONAS, members, LOAD_SECONDS)
+    result = household["personas"]["gaming"]
+    assert result["grade"] is None
+    assert result["reason"] == "gaming: not graded: 70 of 80 game updates reached this device in time, but it handled them late"
+    assert result["latency"]["loss_percent"] == 0 and result["latency"]["increase_p95_ms"] == 2.0
+    assert result["keeping_up"] == {"held_echoes": 70, "sent": 80, "client_limited": True}
+    assert result["caveat"].startswith("This device could not keep up: 70 of 80 game updates reached this device")
+    assert household["overall"]["persona"] == "streaming" and household["overall"]["caveats"] == [result["caveat"]]
+
+
+def test_a_deep_queue_between_the_two_timings_is_not_taken_for_a_busy_device():
+    """On the deep testbed link the client read the call 10 to 13% over the server's timing: both
+    are the line's, and the grade stays on the client's."""
+    rows = [(i, "baseline", i * 100.0, 30.0, 28.0) for i in range(20)]
+    rows += [(100 + i, "load", 2000 + i * 100.0, 290.0, 255.0) for i in range(80)]
+    result = score(video_call, with_rows(rows))
+    assert result["latency"]["increase_p95_ms"] == 260.0
+    assert result["keeping_up"]["held_echoes"] == 0 and result["caveat"] is None
+
+
+def test_a_few_held_echoes_are_corrected_without_a_caveat():
+    rows = [(i, "baseline", i * 100.0, 1.0, 1.0) for i in range(20)]
+    rows += [(100 + i, "load", 2000 + i * 100.0, None if i < 5 else 2.0, 2.0) for i in range(80)]
+    result = score(gaming, with_rows(rows))
+    assert result["latency"]["loss_percent"] == 0 and result["grade"] == "A+"
+    assert result["keeping_up"]["client_limited"] is False and result["caveat"] is None
+
+
+@given(client=st.one_of(st.none(), st.floats(0, 2000)), server=st.one_of(st.none(), st.floats(0, 2000)))
+def test_held_by_device_needs_the_servers_timing_and_a_client_well_behind_it(client, server):
+    held = held_by_device(client, server, 250)
+    seen = 250 if client is None else client  # a ping lost on the client's clock: at least its deadline
+    assert held == (server is not None and seen - server >= 50 and seen >= 1.5 * server)
+
+
+def test_a_ping_the_line_made_late_stays_lost_whatever_the_server_timed():
+    """Lost at gaming's 250 ms deadline: a server timing of 240 ms is the line's lateness, not the device's."""
+    assert held_by_device(None, 240.0, 250) is False
+    assert held_by_device(None, 150.0, 250) is True
+
+
+@given(load_ms=st.lists(st.one_of(st.none(), st.floats(1, 240)), min_size=10, max_size=80),
+       server_ms=st.floats(0, 240))
+def test_the_servers_timing_never_grades_a_member_worse(load_ms, server_ms):
+    """It can only show that the device held echoes back: a better grade, or none for a device
+    that held back too many."""
+    rows = [(i, "baseline", i * 100.0, 5.0) for i in range(20)]
+    client_only = rows + [(100 + i, "load", 2000 + i * 100.0, rtt) for i, rtt in enumerate(load_ms)]
+    timed = rows + [(100 + i, "load", 2000 + i * 100.0, rtt, server_ms) for i, rtt in enumerate(load_ms)]
+    before = score(gaming, with_rows(client_only))["grade"]
+    after = score(gaming, with_rows(timed))
+    if after["keeping_up"]["client_limited"]:
+        assert after["grade"] is None and after["caveat"]
+    elif before is not None:
+        assert after["grade"] is not None and grade_rank(after["grade"]) <= grade_rank(before)

@@ -39,6 +39,13 @@ def test_a_probe_row_may_carry_the_servers_timing_and_older_rows_still_read():
     assert [p.graded_rtt_ms for p in submission.probes] == [1.25, 11.0, 30.0]
 
 
+def test_an_echo_the_client_read_too_late_counts_at_the_servers_timing():
+    """The server's Pong came back, so the echo had reached the device: not lost, graded at 4 ms."""
+    probes = [[0, "baseline", 0, None, 4.0], [1, "baseline", 100, None, None]]
+    submission = parse_submission(body(probes=probes), DURATION)
+    assert [(p.graded_rtt_ms, p.lost) for p in submission.probes] == [(4.0, False), (None, True)]
+
+
 @pytest.mark.parametrize(
     "raw, reason",
     [
@@ -52,7 +59,6 @@ def test_a_probe_row_may_carry_the_servers_timing_and_older_rows_still_read():
         (body(probes=[[0, "baseline", 0, 2500]]), "rtt_ms 2500 is outside"),
         (body(probes=[[0, "baseline", 0, -1]]), "rtt_ms -1 is outside"),
         (body(probes=[[0, "baseline", 0, 10, 2500]]), "server_rtt_ms 2500 is outside"),
-        (body(probes=[[0, "baseline", 0, None, 4.0]]), "a lost probe (rtt_ms null) has no server_rtt_ms"),
         (body(probes=[[0, "baseline", 0, 10, 4.0, 1]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms]"),
         (body(probes=[[0, "baseline", 1e9, 1]]), "sent_ms"),
         (body(probes=[[True, "baseline", 0, 1]]), "seq must be a whole number"),
@@ -95,12 +101,9 @@ def test_arbitrary_json_never_escapes_as_another_error(probes, throughput, strea
 def test_a_household_ping_row_may_carry_the_servers_timing_and_a_row_of_four_still_reads():
     from lqos.measure.submission import parse_household_submission
 
-    member = {"pings": [[0, "baseline", 0, 10.5, 9.75], [1, "load", 2100, 30.0], [2, "load", 2200, None, None]]}
+    member = {"pings": [[0, "baseline", 0, 10.5, 9.75], [1, "load", 2100, 30.0], [2, "load", 2200, None, None],
+                        [3, "load", 2300, None, 4.0]]}  # read too late by the client, timed by the server
     parsed = parse_household_submission(json.dumps({"token": "t", "personas": {"gaming": member}}).encode(),
                                         10, ("gaming",))
     assert parsed.personas["gaming"].pings == ((0, "baseline", 0, 10.5, 9.75), (1, "load", 2100, 30.0, None),
-                                               (2, "load", 2200, None, None))
-    lost_but_timed = {"pings": [[0, "load", 2100, None, 4.0]]}
-    with pytest.raises(SubmissionError, match="a lost probe"):
-        parse_household_submission(json.dumps({"token": "t", "personas": {"gaming": lost_but_timed}}).encode(),
-                                   10, ("gaming",))
+                                               (2, "load", 2200, None, None), (3, "load", 2300, None, 4.0))

@@ -23,25 +23,44 @@ test("a pong settles its ping with the RTT from its send time, and the server's 
   assert.equal(echoes.lastRtt, 12.5);
 });
 
-test("no pong within the deadline is a lost ping, and a pong after it does not revive it", () => {
+test("no pong within the deadline is a lost ping; a pong after it keeps it lost, with the server's timing", () => {
   const echoes = new EchoLog(150);
   echoes.sent(3, "load", 1000);
   echoes.sweep(1149);
   assert.equal(echoes.waiting(3), true);
   echoes.sweep(1150);
   assert.equal(echoes.waiting(3), false);
-  assert.equal(echoes.pong({ seq: 3, t: 1000 }, 1160), false);
+  // The page read the pong 400 ms late; the server's Ping behind it came back in 5 ms.
+  assert.equal(echoes.pong({ seq: 3, t: 1000 }, 1400), false);
+  assert.equal(echoes.pending, 1);
   echoes.timing({ seq: 3, t: 1000, server_rtt_ms: 5 });
-  assert.deepEqual(echoes.sortedRows(), [[3, "load", 1000, null, null]]);
+  assert.deepEqual(echoes.sortedRows(), [[3, "load", 1000, null, 5]]);
+  assert.deepEqual(echoes.takeNewRtts(), [[1000, null]]);
   assert.equal(echoes.pending, 0);
 });
 
-test("a pong that comes late but before the sweep is lost all the same", () => {
+test("a pong that comes late but before the sweep is lost all the same, and awaits its timing", () => {
   const echoes = new EchoLog(150);
   echoes.sent(4, "load", 1000);
   assert.equal(echoes.pong({ seq: 4, t: 1000 }, 1200), true);
+  assert.equal(echoes.pending, 1);
+  echoes.timing({ seq: 4, t: 1000, server_rtt_ms: 400 });  // the line's own lateness: not kept
   assert.deepEqual(echoes.sortedRows(), [[4, "load", 1000, null, null]]);
-  assert.equal(echoes.pending, 0);  // a lost ping awaits no timing
+  assert.equal(echoes.pending, 0);
+});
+
+test("a late pong is matched to the copy it answers, and one that names no copy is ignored", () => {
+  const echoes = new EchoLog(150);
+  echoes.sent(5, "load", 500, true);
+  echoes.copySent(5, 500);
+  echoes.copySent(5, 516.667);
+  echoes.sweep(650);
+  assert.equal(echoes.pong({ seq: 5, t: 510 }, 900), false);  // no such copy
+  assert.equal(echoes.pending, 0);
+  echoes.pong({ seq: 5, t: 516.667 }, 900);
+  echoes.timing({ seq: 5, t: 500, server_rtt_ms: 3 });       // the other copy's timing
+  echoes.timing({ seq: 5, t: 516.667, server_rtt_ms: 4 });
+  assert.deepEqual(echoes.sortedRows(), [[5, "load", 500, null, 4]]);
 });
 
 test("with copies, the first copy back stands in for the ping, timed from its own send time", () => {
