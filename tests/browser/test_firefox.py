@@ -70,22 +70,10 @@ def test_a_short_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
 REAL_TIME = ("gaming", "video")
 
 
-def test_a_household_test_runs_to_a_stored_grade(sponsored_daemon, firefox):
-    """On loopback nothing queues: a game or a call graded worse than B was the device, so it must
-    say so.  (Reading the updates at 700 Mbit/s, Firefox here hands most pongs over late.)"""
-    firefox.daemon = sponsored_daemon
-    record = run_to_result(firefox, sponsored_daemon.url + "/?mode=household&schedule=quick")
-    assert record["mode"] == "virtual_household"
-    result = record["result"]
-    for name in REAL_TIME:
-        persona = result["personas"][name]
-        assert persona["grade"] in ("A+", "A", "B") or persona["keeping_up"]["client_limited"], (name, persona)
-    assert_shown_as_stored(firefox, result)
-
-
+@pytest.mark.alone  # beside other tests the persona processes answer late too, and the server's timing with them
 def test_a_starved_household_page_says_this_device_could_not_keep_up(sponsored_daemon, firefox):
     """The page's thread gets 20 ms of every 160 ms: the pongs reach Firefox in time, the page reads
-    them late, and the game and the call are not graded on that."""
+    them late, and the game and the call are not graded on that, but marked, in the page too."""
     firefox.daemon = sponsored_daemon
     firefox.goto(sponsored_daemon.url + "/?mode=household&schedule=quick")
     firefox.wait_for("!document.getElementById('start-button').disabled")
@@ -95,7 +83,9 @@ def test_a_starved_household_page_says_this_device_could_not_keep_up(sponsored_d
     firefox.evaluate("document.getElementById('start-button').click()")
     firefox.wait_for("document.body.dataset.screen === 'result'", timeout=RESULT_TIMEOUT)
     firefox.evaluate("clearInterval(window.starve)")
-    result = stored_record(firefox)["result"]
+    record = stored_record(firefox)
+    assert record["mode"] == "virtual_household"
+    result = record["result"]
     for name in REAL_TIME:
         persona = result["personas"][name]
         assert persona["keeping_up"]["client_limited"] and persona["grade"] is None, (name, persona)
