@@ -42,7 +42,7 @@ from bare_firefox import BareFirefox  # noqa: E402
 from daemon import start_daemon  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\n"
+CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\nload_workers=0\n"
 
 REFERENCE_PAGE = """async ({direction, seconds, streams}) => {
   const session = await (await fetch('/api/tests', {method: 'POST', body: JSON.stringify({schedule: 'standard'}),

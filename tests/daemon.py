@@ -21,7 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).parent / "twistd"
 # The child ports, by the role that listens there ("load" is every load worker).
 CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "upload")
-QUICK_SCHEDULE_ON = "quick_schedule=on\n"
+# What a test daemon's config says unless the test's own config names the key:
+# - the quick schedule (lqos/sessions.py): tests whose point is not the schedule
+#   run it, a test in 8 s rather than 15;
+# - one load worker, not one per core: each child is an interpreter that takes
+#   0.5 CPU-s to start, a test daemon lives for seconds, and loopback needs no
+#   second worker to carry a test.  Benchmarks pass ``load_workers=0``.
+TEST_CONFIG_DEFAULTS = {"quick_schedule": "on", "load_workers": "1"}
 
 
 # Ports for the daemons tests start.  Each pytest-xdist worker takes its own
@@ -175,13 +181,11 @@ def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str,
             "--listen-address", "127.0.0.1"]
     for role, port in child_ports.items():
         args += [f"--{role}-port", str(port)]
-    # A test daemon offers the quick schedule (lqos/sessions.py) unless its
-    # config says otherwise: tests whose point is not the schedule run it, a
-    # test in 8 s rather than 15.
     config_path = tmp_path / "lqos_test.conf"
     text = config_text or ""
-    if "quick_schedule" not in text:
-        text += ("\n" if text and not text.endswith("\n") else "") + QUICK_SCHEDULE_ON
+    for key, value in TEST_CONFIG_DEFAULTS.items():
+        if key not in text:
+            text += ("\n" if text and not text.endswith("\n") else "") + f"{key}={value}\n"
     config_path.write_text(text)
     args += ["--config", str(config_path)]
     context = None

@@ -148,6 +148,7 @@ class LoadAwareRequest(server.Request):
             # Unrouted, Klein answers a non-UTF-8 path or Host with 400 and a logged
             # traceback, and twisted.web.static a NUL in the path with 500 and another.
             self._refuse(LoadRefused(400, "the path must be UTF-8 without NUL, and the Host UTF-8"))
+            self._hang_up()  # the whole request is in: nothing is left to drain
             return
         super().requestReceived(command, path, version)
 
