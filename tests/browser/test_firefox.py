@@ -46,9 +46,9 @@ def stored_record(browser) -> dict:
 
 
 @pytest.mark.alone  # A or A+ holds while Firefox has the cores to itself, as it would on a customer's machine
-def test_a_short_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
+def test_a_quick_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
     firefox.daemon = sponsored_daemon
-    record = run_to_result(firefox, sponsored_daemon.url + "/?schedule=short")
+    record = run_to_result(firefox, sponsored_daemon.url + "/?schedule=quick")
     result = record["result"]
     for name in LOADED_PHASES:
         phase = result["phases"][name]
