@@ -43,19 +43,16 @@
 //   {type: "finished", name, samples}            samples as the result submission wants them
 
 import { EchoLog } from "./household-echoes.js";
+import { TrafficLog, dueTicks } from "./household-traffic.js";
 
 export const PING_INTERVAL_MS = 100;
 const MAX_ECHO_COPIES = 4;  // lqos.personas.model.MAX_ECHO_COPIES
 const LIVE_INTERVAL_MS = 250;
 const SWEEP_INTERVAL_MS = 25;
-const WINDOW_MS = 1000;
 // Upstream: skip a tick while more than this much of the plan waits in the socket.
 const UPSTREAM_BUFFER_SECONDS = 1;
-// After a stalled timer, ticks older than this are dropped, as a real-time app drops stale frames.
-const UPSTREAM_CATCH_UP_SECONDS = 0.25;
 // How long after the end of the load a missing "done" is waited for.
 const DONE_GRACE_MS = 5000;
-const RATE_SPAN_MS = 1000;
 
 const round3 = (value) => Math.round(value * 1000) / 1000;
 
@@ -72,8 +69,7 @@ export class PersonaConnection {
     this.persona = persona;
     this.name = persona.name;
     this.report = report;
-    this.traffic = persona.traffic || {};
-    this.segmentMs = (Number(this.traffic.period_seconds) || 0) * 1000;  // one video segment per burst
+    this.plan = persona.traffic || {};
     this.deadlineMs = persona.deadline_ms || 2000;
     const copies = Number.isInteger(persona.echo_copies)
       ? Math.max(1, Math.min(MAX_ECHO_COPIES, persona.echo_copies)) : 1;
@@ -89,18 +85,13 @@ export class PersonaConnection {
     this.loadMs = 0;
     this.loadStartMs = null;    // test time the start message was sent
     this.endedAtMs = null;      // test time of done or of the drop
-    // Samples.
+    // Samples: the echoes, and the rest of the traffic (one video segment per burst).
     this.seq = 0;
     this.echoes = new EchoLog(this.deadlineMs);
-    this.windowBytes = [];      // bytes received in 1 s window k of the load
-    this.acks = [];             // [t_ms, up_bytes], as the server said
-    this.segments = new Map();  // n -> seconds from when segment n was due to be sent to its arrival, or null
+    this.traffic = new TrafficLog((Number(this.plan.period_seconds) || 0) * 1000);
     this.done = false;
     this.interrupted = false;
     this.reason = "";
-    // Live figures.
-    this.downTotal = 0;
-    this.rateHistory = [];      // [test ms, downTotal] at each live report
     this.upSentTicks = 0;
     this.upSkippedTicks = 0;
     this.upPayload = null;
@@ -203,7 +194,6 @@ export class PersonaConnection {
     this.startAt = timeOrigin - performance.timeOrigin;
     this.baselineMs = baselineMs;
     this.loadMs = loadMs;
-    this.windowBytes = new Array(Math.ceil(loadMs / WINDOW_MS)).fill(0);
     if (this.state === "connecting") this.state = "baseline";
     const sinceStart = this.now();
     this.later(() => this.ping(), -sinceStart);
@@ -230,7 +220,7 @@ export class PersonaConnection {
       this.socket.send(JSON.stringify({ type: "ping", seq, t: sentMs }));
     } else {
       this.sendCopy(seq, 0);
-      const tickMs = 1000 / this.traffic.tick_hz;
+      const tickMs = 1000 / this.plan.tick_hz;
       for (let copy = 1; copy < this.echoSockets.length; copy += 1) {
         this.later(() => this.sendCopy(seq, copy), copy * tickMs);
       }
@@ -252,10 +242,11 @@ export class PersonaConnection {
   beginLoad() {
     if (this.loadStartMs !== null || this.done || this.interrupted || !this.isOpen()) return;
     this.loadStartMs = this.now();
+    this.traffic.beginLoad(this.loadStartMs, this.loadMs);
     this.state = "loaded";
     this.socket.send(JSON.stringify({ type: "start", seconds: this.loadMs / 1000 }));
-    const perTick = this.traffic.up_bytes_per_tick || 0;
-    const hz = this.traffic.tick_hz || 0;
+    const perTick = this.plan.up_bytes_per_tick || 0;
+    const hz = this.plan.tick_hz || 0;
     if (perTick > 0 && hz > 0) {
       this.upPayload = randomBytes(perTick);
       this.upTick();
@@ -266,26 +257,20 @@ export class PersonaConnection {
   /** Send the upstream ticks that are due, skipping while a second of upstream is still buffered. */
   upTick() {
     if (!this.isOpen() || this.done || this.interrupted) return;
-    const hz = this.traffic.tick_hz;
+    const hz = this.plan.tick_hz;
     const elapsed = this.now() - this.loadStartMs;
     if (elapsed >= this.loadMs) {
       this.cancelTimer(this.uploader);
       return;
     }
-    const due = Math.floor(elapsed * hz / 1000) + 1;
-    const maxCatchUp = Math.max(1, Math.ceil(hz * UPSTREAM_CATCH_UP_SECONDS));
-    if (due - this.upSentTicks > maxCatchUp) {
-      this.upSkippedTicks += due - this.upSentTicks - maxCatchUp;
-      this.upSentTicks = due - maxCatchUp;
-    }
+    const { send, skipped } = dueTicks(elapsed, hz, this.upSentTicks);
+    this.upSkippedTicks += skipped;
+    this.upSentTicks += skipped;
     const bufferLimit = this.upPayload.byteLength * hz * UPSTREAM_BUFFER_SECONDS;
-    while (this.upSentTicks < due) {
+    for (let tick = 0; tick < send; tick += 1) {
       this.upSentTicks += 1;
-      if (this.socket.bufferedAmount > bufferLimit) {
-        this.upSkippedTicks += 1;
-        continue;
-      }
-      this.socket.send(this.upPayload);
+      if (this.socket.bufferedAmount > bufferLimit) this.upSkippedTicks += 1;
+      else this.socket.send(this.upPayload);
     }
   }
 
@@ -299,7 +284,7 @@ export class PersonaConnection {
 
   onMessage(event) {
     if (typeof event.data !== "string") {
-      this.countDown(event.data.byteLength);
+      this.traffic.down(event.data.byteLength, this.startAt === null ? null : this.now());
       return;
     }
     const now = performance.now();
@@ -321,19 +306,12 @@ export class PersonaConnection {
         this.onTiming(message);
         break;
       case "ack":
-        if (Number.isFinite(message.t_ms) && Number.isInteger(message.up_bytes)) {
-          this.acks.push([Math.max(0, message.t_ms), message.up_bytes]);
-        }
+        this.traffic.ack(message);
         break;
       case "burst":
         // An end marker after "done" is too late: that burst never finished within the test.
-        if (!Number.isInteger(message.n) || this.done || this.interrupted) return;
-        if (message.edge === "start" && !this.segments.has(message.n)) {
-          this.segments.set(message.n, null);
-        } else if (message.edge === "end" && this.segments.get(message.n) === null) {
-          const dueMs = this.loadStartMs + message.n * this.segmentMs;
-          this.segments.set(message.n, round3(Math.max(0, now - dueMs) / 1000));
-        }
+        if (this.done || this.interrupted || this.startAt === null) return;
+        this.traffic.burst(message, now - this.startAt);
         break;
       case "done":
         this.endLoad({ interrupted: false });
@@ -353,13 +331,6 @@ export class PersonaConnection {
   onTiming(message) {
     this.echoes.timing(message);
     this.maybeFinish();
-  }
-
-  countDown(bytes) {
-    this.downTotal += bytes;
-    if (this.loadStartMs === null || this.startAt === null) return;
-    const index = Math.floor((this.now() - this.loadStartMs) / WINDOW_MS);
-    if (index >= 0 && index < this.windowBytes.length) this.windowBytes[index] += bytes;
   }
 
   onClose(event) {
@@ -408,20 +379,11 @@ export class PersonaConnection {
   }
 
   samples() {
-    const windows = [];
-    if (this.loadStartMs !== null) {
-      this.windowBytes.forEach((bytes, index) => {
-        const start = this.loadStartMs + index * WINDOW_MS;
-        // A dropped connection's unfinished windows would understate what it received.
-        if (this.interrupted && start + WINDOW_MS > this.endedAtMs) return;
-        windows.push([round3(start), bytes]);
-      });
-    }
     return {
       pings: this.echoes.sortedRows(),
-      down: windows,
-      up_acks: this.acks,
-      bursts: [...this.segments.entries()].sort((a, b) => a[0] - b[0]),
+      down: this.traffic.windows(this.interrupted ? this.endedAtMs : null),
+      up_acks: this.traffic.acks,
+      bursts: this.traffic.bursts(),
       interrupted: this.interrupted,
     };
   }
@@ -431,17 +393,8 @@ export class PersonaConnection {
   live() {
     if (this.startAt === null) return;
     const at = this.now();
-    this.rateHistory.push([at, this.downTotal]);
-    while (this.rateHistory.length > 2 && at - this.rateHistory[1][0] >= RATE_SPAN_MS) this.rateHistory.shift();
-    const [then, total] = this.rateHistory[0];
-    const downMbps = at - then > 0 && this.loadStartMs !== null ? (this.downTotal - total) * 8 / ((at - then) / 1000) / 1e6 : null;
-    let upMbps = null;
-    if (this.acks.length >= 2) {
-      const [t0, b0] = this.acks[this.acks.length - 2];
-      const [t1, b1] = this.acks[this.acks.length - 1];
-      if (t1 > t0) upMbps = (b1 - b0) * 8 / ((t1 - t0) / 1000) / 1e6;
-    }
-    const arrived = [...this.segments.entries()].filter(([, seconds]) => seconds !== null).sort((a, b) => a[0] - b[0]);
+    const { downMbps, upMbps, segments } = this.traffic.live(at);
+    const over = this.done || this.interrupted;
     this.report({
       type: "live",
       name: this.name,
@@ -449,10 +402,9 @@ export class PersonaConnection {
       elapsedMs: at,
       lastRtt: this.echoes.lastRtt,
       rtts: this.echoes.takeNewRtts(),
-      downMbps: this.done || this.interrupted ? null : downMbps,
-      upMbps: this.done || this.interrupted ? null : upMbps,
-      segments: { seen: this.segments.size, arrived: arrived.length,
-        lastSeconds: arrived.length ? arrived[arrived.length - 1][1] : null },
+      downMbps: over ? null : downMbps,
+      upMbps: over ? null : upMbps,
+      segments,
       upSkippedTicks: this.upSkippedTicks,
     });
   }
