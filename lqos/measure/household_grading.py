@@ -138,9 +138,13 @@ def keeping_up(samples: PersonaSamples, deadline_ms: float) -> dict:
     return {"held_echoes": held, "sent": len(load), "client_limited": held > MAX_LATE_SHARE * len(load)}
 
 
-def held_back(persona: IPersona, keeping: dict) -> str:
+# Said once under the members' caveats (score_household).
+DEVICE_ADVICE = "Another device or browser would show what your line does."
+
+
+def held_back(persona: IPersona, keeping: dict, device: str = "this device") -> str:
     """``37 of 41 game updates reached this device in time, but it handled them late``"""
-    return (f"{keeping['held_echoes']} of {keeping['sent']} {persona.scoring.subject} reached this device "
+    return (f"{keeping['held_echoes']} of {keeping['sent']} {persona.scoring.subject} reached {device} "
             "in time, but it handled them late")
 
 
@@ -148,8 +152,7 @@ def caveat(persona: IPersona, keeping: dict) -> str | None:
     """One sentence for the customer when the device, not the line, was too slow for a real-time member."""
     if persona.scoring.judged_on != "latency" or not keeping["client_limited"]:
         return None
-    return (f"This device could not keep up: {held_back(persona, keeping)}, so they are not graded. "
-            "Another device or browser would show what your line does.")
+    return f"This device could not keep up: {held_back(persona, keeping, 'it')}, so they are not graded."
 
 
 def upstream_windows(up_acks: Sequence[tuple[float, int]]) -> list[float]:
@@ -362,6 +365,7 @@ def score_household(personas: Mapping[str, IPersona], samples: Mapping[str, Pers
               if personas[name].scoring.rate_limited and not score["interrupted"]]
     graded = [s for s in scores.values() if s["sets_household_grade"] and s["grade"] is not None]
     caveats = [score["caveat"] for score in scores.values() if score["caveat"]]
+    caveats += [DEVICE_ADVICE] if caveats else []
     overall = {"grade": None, "persona": None, "reason": "no member whose grade counts could be graded",
                "caveats": caveats}
     if graded:
