@@ -39,6 +39,20 @@ def run_to_result(browser, url: str) -> dict:
     return stored_record(browser)
 
 
+def run_starved_to_result(browser, url: str, busy_ms: int, every_ms: int) -> dict:
+    """Open *url*, press Start while the page's thread is kept busy *busy_ms* of every *every_ms*,
+    wait for the result screen; the stored record."""
+    browser.goto(url)
+    browser.wait_for("!document.getElementById('start-button').disabled")
+    browser.evaluate(f"""window.starve = setInterval(() => {{
+        const until = performance.now() + {busy_ms}; while (performance.now() < until);
+    }}, {every_ms})""")
+    browser.evaluate("document.getElementById('start-button').click()")
+    browser.wait_for("document.body.dataset.screen === 'result'", timeout=RESULT_TIMEOUT)
+    browser.evaluate("clearInterval(window.starve)")
+    return stored_record(browser)
+
+
 def stored_record(browser) -> dict:
     """The record behind the share link the page shows."""
     share_id = browser.evaluate("document.getElementById('share-link').value").rsplit("/r/", 1)[1]
@@ -75,15 +89,7 @@ def test_a_starved_household_page_says_this_device_could_not_keep_up(sponsored_d
     """The page's thread gets 20 ms of every 160 ms: the pongs reach Firefox in time, the page reads
     them late, and the game and the call are not graded on that, but marked, in the page too."""
     firefox.daemon = sponsored_daemon
-    firefox.goto(sponsored_daemon.url + "/?mode=household&schedule=quick")
-    firefox.wait_for("!document.getElementById('start-button').disabled")
-    firefox.evaluate("""window.starve = setInterval(() => {
-        const until = performance.now() + 140; while (performance.now() < until);
-    }, 160)""")
-    firefox.evaluate("document.getElementById('start-button').click()")
-    firefox.wait_for("document.body.dataset.screen === 'result'", timeout=RESULT_TIMEOUT)
-    firefox.evaluate("clearInterval(window.starve)")
-    record = stored_record(firefox)
+    record = run_starved_to_result(firefox, sponsored_daemon.url + "/?mode=household&schedule=quick", 140, 160)
     assert record["mode"] == "virtual_household"
     result = record["result"]
     for name in REAL_TIME:
@@ -109,14 +115,7 @@ def assert_shown_as_stored(browser, result: dict) -> None:
 def test_a_starved_page_says_this_device_could_not_keep_up(sponsored_daemon, firefox):
     """The page's thread gets 30 ms of every 150 ms: its timers run late, and the result says so."""
     firefox.daemon = sponsored_daemon
-    firefox.goto(sponsored_daemon.url + "/?schedule=quick")
-    firefox.evaluate("""window.starve = setInterval(() => {
-        const until = performance.now() + 120; while (performance.now() < until);
-    }, 150)""")
-    firefox.evaluate("document.getElementById('start-button').click()")
-    firefox.wait_for("document.body.dataset.screen === 'result'", timeout=RESULT_TIMEOUT)
-    firefox.evaluate("clearInterval(window.starve)")
-    result = stored_record(firefox)["result"]
+    result = run_starved_to_result(firefox, sponsored_daemon.url + "/?schedule=quick", 120, 150)["result"]
     limited = [name for name in LOADED_PHASES if result["phases"][name]["keeping_up"]["client_limited"]]
     assert limited == list(LOADED_PHASES), {name: result["phases"][name]["keeping_up"] for name in LOADED_PHASES}
     assert result["overall"]["caveats"]
