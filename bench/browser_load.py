@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -40,41 +39,10 @@ sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "browser
 from bare_chromium import BareChromium  # noqa: E402
 from bare_firefox import BareFirefox  # noqa: E402
 from daemon import start_daemon  # noqa: E402
+from reference_page import REFERENCE_PAGE, reference_mbps  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\nload_workers=0\n"
-
-REFERENCE_PAGE = """async ({direction, seconds, streams}) => {
-  const session = await (await fetch('/api/tests', {method: 'POST', body: JSON.stringify({schedule: 'standard'}),
-                                                    headers: {'content-type': 'application/json'}})).json();
-  const began = performance.now();
-  const end = began + seconds * 1000;
-  const windows = [];  // bytes received per 250 ms window, as the test counts a download
-  let bytes = 0;
-  const body = new Blob([new Uint8Array(16 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24)]);
-  async function download() {
-    while (performance.now() < end) {
-      const reader = (await fetch(session.download_url, {cache: 'no-store'})).body.getReader();
-      for (;;) {
-        const {done, value} = await reader.read();
-        if (done) break;
-        bytes += value.byteLength;
-        const index = Math.floor((performance.now() - began) / 250);
-        windows[index] = (windows[index] || 0) + value.byteLength;
-        if (performance.now() >= end) { reader.cancel(); break; }
-      }
-    }
-  }
-  async function upload() {
-    while (performance.now() < end) {
-      const answer = await (await fetch(session.upload_url, {method: 'POST', body, cache: 'no-store'})).json();
-      bytes += answer.received;
-    }
-  }
-  await Promise.all(Array.from({length: streams}, direction === 'down' ? download : upload));
-  return {bytes, seconds: (performance.now() - began) / 1000, windows: Array.from(windows, (w) => w || 0)};
-}"""
-
 
 def descendants(root: int) -> list[int]:
     """A process and all its descendants."""
@@ -186,12 +154,7 @@ def reference(browser, daemon, direction: str, seconds: float, streams: int) -> 
         began = time.time()
         answer = browser.evaluate(REFERENCE_PAGE, {"direction": direction, "seconds": seconds, "streams": streams})
         ended = time.time()
-    if direction == "down":
-        # The median of the 250 ms windows after the first second, the statistic the page is graded on.
-        mbps = statistics.median(answer["windows"][4:-1]) * 8 / 0.25 / 1e6
-    else:
-        # Whole bodies, counted when each POST is answered: too lumpy for windows, so the mean.
-        mbps = answer["bytes"] * 8 / answer["seconds"] / 1e6
+    mbps = reference_mbps(answer, direction)
     return mbps, per_gb(sampler.browser_between(began, ended), answer["bytes"] * 8 / answer["seconds"] / 1e6,
                         ended - began)
 

@@ -11,7 +11,9 @@ driver runs there too: this file is also the script ``ip netns exec`` runs.
 
     python tests/testbed/browser_client.py --browser firefox --url URL --schedule short [--mode household]
 
-prints ``{"share_id": ..., "started_unix_ms": ...}``.
+prints ``{"share_id": ..., "started_unix_ms": ...}``; with ``--reference down``
+(or ``up``) it runs the reference page instead (``reference_page.py``) and
+prints ``{"mbps": ...}``.
 """
 
 from __future__ import annotations
@@ -41,19 +43,45 @@ def run_page_test(bed, server_url: str, schedule: str, browser: str, mode: str =
     return record, {"started_unix": answer["started_unix_ms"] / 1000.0, "phases": record_phases(record)}
 
 
+def run_reference_page(bed, server_url: str, browser: str, direction: str, seconds: float = 5.0) -> float:
+    """Mbit/s of the reference page in *browser* inside the client namespace, in one direction."""
+    argv = ["ip", "netns", "exec", bed.client, sys.executable, str(Path(__file__).resolve()),
+            "--browser", browser, "--url", server_url, "--reference", direction, "--seconds", str(seconds)]
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the {browser} reference page failed: {completed.stderr.strip()[-2000:]}")
+    return json.loads(completed.stdout)["mbps"]
+
+
 def record_phases(record: dict) -> list[dict]:
     from lqos.sessions import SCHEDULES
 
     return [{"name": p.name, "seconds": p.seconds} for p in SCHEDULES[record["mode"]][record["schedule"]]]
 
 
-def drive(browser: str, url: str, schedule: str, mode: str) -> dict:
+def open_browser(browser: str):
     sys.path[:0] = [str(HERE.parent / "browser")]
     if browser == "firefox":
         from bare_firefox import BareFirefox as Browser
     else:
         from bare_chromium import BareChromium as Browser
-    page = Browser()
+    return Browser()
+
+
+def drive_reference(browser: str, url: str, direction: str, seconds: float) -> dict:
+    page = open_browser(browser)
+    try:
+        from reference_page import PAGE_STREAMS, REFERENCE_PAGE, reference_mbps
+
+        page.goto(f"{url}/", timeout=30)
+        answer = page.evaluate(REFERENCE_PAGE, {"direction": direction, "seconds": seconds, "streams": PAGE_STREAMS})
+        return {"mbps": reference_mbps(answer, direction)}
+    finally:
+        page.close()
+
+
+def drive(browser: str, url: str, schedule: str, mode: str) -> dict:
+    page = open_browser(browser)
     try:
         query = f"?schedule={schedule}" + ("&mode=household" if mode == "virtual_household" else "")
         page.goto(f"{url}/{query}", timeout=30)
@@ -77,8 +105,13 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--schedule", choices=tuple(RESULT_TIMEOUT), default="short")
     parser.add_argument("--mode", choices=("single_user", "virtual_household"), default="single_user")
+    parser.add_argument("--reference", choices=("down", "up"), help="run the reference page in this direction")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long the reference page runs")
     options = parser.parse_args()
-    print(json.dumps(drive(options.browser, options.url, options.schedule, options.mode)))
+    if options.reference:
+        print(json.dumps(drive_reference(options.browser, options.url, options.reference, options.seconds)))
+    else:
+        print(json.dumps(drive(options.browser, options.url, options.schedule, options.mode)))
 
 
 if __name__ == "__main__":
