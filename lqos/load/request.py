@@ -147,8 +147,7 @@ class LoadAwareRequest(server.Request):
         if not routable(path, self.requestHeaders.getRawHeaders(b"host", [b""])[0]):
             # Unrouted, Klein answers a non-UTF-8 path or Host with 400 and a logged
             # traceback, and twisted.web.static a NUL in the path with 500 and another.
-            self._refuse(LoadRefused(400, "the path must be UTF-8 without NUL, and the Host UTF-8"))
-            self._hang_up()  # the whole request is in: nothing is left to drain
+            self._refuse(LoadRefused(400, "the path must be UTF-8 without NUL, and the Host UTF-8"), body_read=True)
             return
         super().requestReceived(command, path, version)
 
@@ -162,12 +161,13 @@ class LoadAwareRequest(server.Request):
         details = {"received": self.upload.received} if self.upload is not None else {}
         self._refuse(LoadRefused(408, f"a request body must arrive within {seconds:g} s", **details))
 
-    def _refuse(self, refused: LoadRefused) -> None:
+    def _refuse(self, refused: LoadRefused, body_read: bool = False) -> None:
         """Answer now, drop the rest of the body, close soon.
 
         Closing at once would reset the connection while the client is still
         sending, and a reset can destroy the answer before the client reads
-        it; so the body is read and dropped for a short linger first.
+        it; so the body is read and dropped for a short linger first, unless
+        the whole request is in (*body_read*) and nothing is left to drain.
         """
         if self._refused:
             return
@@ -177,7 +177,10 @@ class LoadAwareRequest(server.Request):
         log.info("refused {request} from {client}: {status} {reason}", request=self._described,
                  client=getattr(self.client, "host", "?"), status=refused.status, reason=refused.reason)
         self.channel.write(refusal_response(refused))
-        self._linger = self._factory.clock.callLater(self._factory.limits.refusal_linger_seconds, self._hang_up)
+        if body_read:
+            self._hang_up()
+        else:
+            self._linger = self._factory.clock.callLater(self._factory.limits.refusal_linger_seconds, self._hang_up)
 
     def _hang_up(self) -> None:
         self._cancel(self._linger)

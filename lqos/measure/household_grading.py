@@ -371,7 +371,7 @@ def score_household(personas: Mapping[str, IPersona], samples: Mapping[str, Pers
     if graded:
         grade = worst_grade(s["grade"] for s in graded)
         worst = next(s for s in graded if s["grade"] == grade)
-        overall = {"grade": grade, "persona": worst["name"], "reason": worst["reason"], "caveats": caveats}
+        overall.update(grade=grade, persona=worst["name"], reason=worst["reason"])
     return {
         "personas": scores,
         "fairness": {"jain_index": jain_index(shares), "personas": len(shares)},
