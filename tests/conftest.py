@@ -9,13 +9,28 @@ import textwrap
 import pytest
 from hypothesis import settings
 
-from daemon import REPO, free_ports, start_daemon
+from daemon import REPO, Daemon, free_ports, start_daemon
 
 # No per-example deadline: the unit tests share two cores with daemons and browsers, where one
 # example of test_keeping_up took 256 ms against hypothesis's 200 ms default. Speed is measured in
 # bench/, not asserted in tests.
 settings.register_profile("suite", deadline=None)
 settings.load_profile("suite")
+
+# How much of each daemon's log a failed test's report carries: its last requests and errors.
+DAEMON_LOG_TAIL_CHARS = 8000
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with the log of every daemon it used, so that a failure in CI,
+    where the temporary directories are gone, can still be read."""
+    report = yield
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, Daemon) and value.log_path.exists():
+                report.sections.append((f"daemon {name}: end of twistd.log", value.log()[-DAEMON_LOG_TAIL_CHARS:]))
+    return report
 
 
 @pytest.fixture

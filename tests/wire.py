@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import struct
+from urllib.parse import urlsplit
+
+
+def path_of(url: str) -> str:
+    """The path and query of *url*, as a request line names them."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def forged_token(token: str) -> str:
+    """*token* with its last two characters replaced: the same shape, never the same token."""
+    return token[:-2] + ("BB" if token.endswith("AA") else "AA")
 
 
 def plausible_samples(token: str, streams: tuple[int, int] = (4, 3)) -> dict:
@@ -19,6 +32,16 @@ def plausible_samples(token: str, streams: tuple[int, int] = (4, 3)) -> dict:
     windows += [["download", 9000 + i * 250.0, "down", 3_125_000] for i in range(12)]
     return {"token": token, "probes": probes, "throughput": windows,
             "streams": {"download": streams[0], "upload": streams[1]}}
+
+
+def complete_test(daemon, source_ip: str = "127.0.0.1", headers: dict | None = None) -> tuple[int, dict]:
+    """Start a short test on *daemon* and submit plausible samples for it, as a client at *source_ip*."""
+    status, test = daemon.post_json("/api/tests", {"schedule": "short"}, source_ip=source_ip)
+    assert status == 201, test
+    body = json.dumps(plausible_samples(test["token"])).encode()
+    status, _, answer = daemon.request("POST", path_of(test["result_url"]), body,
+                                       {"Content-Type": "application/json", **(headers or {})}, source_ip)
+    return status, json.loads(answer)
 
 
 def frame_bytes(opcode: int, payload: bytes, masked: bool = True, fin: bool = True, rsv: int = 0,

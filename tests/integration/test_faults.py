@@ -24,8 +24,7 @@ from websockets.sync.client import connect
 from daemon import start_daemon, wait_until
 from lqos.client.http import ClientError
 from lqos.client.prober import ChildProber
-from test_sessions_api import path_of
-from wire import plausible_samples
+from wire import path_of, plausible_samples
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
 
 import pytest
 
 from daemon import start_daemon
-from wire import plausible_samples
+from wire import forged_token, path_of, plausible_samples
 
 
 
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @pytest.fixture
@@ -78,8 +72,7 @@ def test_replayed_token_is_refused(shared_daemon, started):
 
 def test_forged_token_is_refused_and_the_session_survives(shared_daemon, started):
     path = path_of(started["result_url"])
-    forged = started["token"][:-2] + ("AA" if not started["token"].endswith("AA") else "BB")
-    status, error = shared_daemon.post_json(path, plausible_samples(forged))
+    status, error = shared_daemon.post_json(path, plausible_samples(forged_token(started["token"])))
     assert status == 403 and error == {"error": "unknown test or wrong token"}
     assert shared_daemon.post_json(path, plausible_samples(started["token"]))[0] == 200
 

@@ -7,21 +7,10 @@ import json
 import pytest
 
 from daemon import start_daemon
-from test_sessions_api import path_of
-from wire import plausible_samples
+from wire import complete_test, forged_token, path_of, plausible_samples
 
 KEY = "support-team-key-0123456789"
 HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
-
-
-def complete_test(daemon, source_ip: str = "127.0.0.1", headers: dict | None = None) -> tuple[int, dict]:
-    """Start a short test and submit plausible samples for it, as a client at *source_ip*."""
-    status, test = daemon.post_json("/api/tests", {"schedule": "short"}, source_ip=source_ip)
-    assert status == 201, test
-    body = json.dumps(plausible_samples(test["token"])).encode()
-    status, _, answer = daemon.request("POST", path_of(test["result_url"]), body,
-                                       {"Content-Type": "application/json", **(headers or {})}, source_ip)
-    return status, json.loads(answer)
 
 
 def get(daemon, path: str, key: str | None = KEY, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -117,7 +106,7 @@ def test_recent_answers_newest_first_within_the_limit(keyed):
 def test_stats_and_metrics_count_completed_and_failed_tests(keyed):
     complete_test(keyed)
     status, test = keyed.post_json("/api/tests", {"schedule": "short"})
-    forged = plausible_samples(test["token"][:-2] + "AA")
+    forged = plausible_samples(forged_token(test["token"]))
     assert keyed.post_json(path_of(test["result_url"]), forged)[0] == 403
     status, stats = get_json(keyed, "/api/telemetry/stats")
     assert status == 200 and stats["count"] >= 1 and stats["max_kept"] == 1000

@@ -9,7 +9,7 @@ import time
 
 from daemon import start_daemon
 from lqos.telemetry.store import DATABASE_FILE
-from test_telemetry_api import complete_test
+from wire import complete_test
 
 KEY = "durability-test-key-0123456789"
 CONFIG = f"telemetry_api_key={KEY}\nmax_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"

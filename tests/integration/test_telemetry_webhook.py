@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from daemon import free_ports, start_daemon, wait_until
-from test_telemetry_api import complete_test
+from wire import complete_test
 
 SECRET = "webhook-secret-0123456789abcdef"
 KEY = "webhook-test-key-0123456789"
