@@ -52,7 +52,8 @@ system-packages:
 # The page's own logic in Node (tests/web/), then the suite in three parts, each run whatever the one before
 # did; any failing fails the target.
 #   1. Most tests wait on daemons, browsers and child processes: they run side by side (pytest-xdist; a
-#      module's tests share one worker, where its module-scoped daemon lives).
+#      module's tests share one worker, where its module-scoped daemon lives; the longest modules go first,
+#      tests/conftest.py).
 #   2. The testbed's links below 100 Mbit/s (marker `testbed`) hold each client to ping and iperf3: its four
 #      beds at once (tests/testbed/test_accuracy.py says why that holds), none beside part 1, whose
 #      loopback loads keep both cores busy.
@@ -64,7 +65,8 @@ PYTEST := $(BIN)/python -m pytest
 test: install system-packages
 	status=0; \
 	node --test tests/web/ || status=1; \
-	$(PYTEST) -m "not testbed and not alone" --numprocesses $(TEST_WORKERS) --dist loadscope || status=1; \
+	$(PYTEST) -m "not testbed and not alone" --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+		|| status=1; \
 	$(PYTEST) -m "testbed and not alone" --numprocesses 4 --dist load || status=1; \
 	$(PYTEST) -m alone || status=1; \
 	exit $$status

@@ -103,11 +103,11 @@ QUICK_SCHEDULES: dict[str, tuple[Phase, ...]] = {
 }
 
 
-def offered_schedules(quick: bool = False) -> dict[str, dict[str, tuple[Phase, ...]]]:
-    """The schedules a server runs, by mode: ``SCHEDULES``, and "quick" when it is switched on."""
-    if not quick:
-        return SCHEDULES
-    return {mode: {**schedules, "quick": QUICK_SCHEDULES[mode]} for mode, schedules in SCHEDULES.items()}
+def offered_schedules(quick: bool = False, household: bool = True) -> dict[str, dict[str, tuple[Phase, ...]]]:
+    """The schedules a server runs, by mode: ``SCHEDULES``, "quick" when it is switched on, and
+    no virtual household when that is switched off."""
+    return {mode: {**schedules, "quick": QUICK_SCHEDULES[mode]} if quick else schedules
+            for mode, schedules in SCHEDULES.items() if household or mode != "virtual_household"}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from hypothesis import settings
 
-from daemon import REPO, Daemon, free_ports, start_daemon
+from daemon import REPO, SINGLE_USER_ONLY, Daemon, free_ports, start_daemon
 
 # No per-example deadline: the unit tests share two cores with daemons and browsers, where one
 # example of test_keeping_up took 256 ms against hypothesis's 200 ms default. Speed is measured in
@@ -33,10 +33,47 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+# The modules that take longest in the suite's first part, longest first (worker-seconds in one
+# run on 2 cores).  `make test` hands modules to its workers whole and in collection order
+# (--dist loadscope --no-loadscope-reorder), so these start first and the short ones fill in at
+# the end; handed out by test count instead, the unit modules went first, and one worker was
+# still in its third long module 50 s after another had run out of work.
+LONGEST_MODULES_FIRST = (
+    "tests/browser/test_household_page.py",  # 92
+    "tests/integration/test_cli.py",  # 81
+    "tests/integration/test_faults.py",  # 72
+    "tests/integration/test_household_cli.py",  # 56
+    "tests/integration/test_daemon.py",  # 50
+    "tests/browser/test_single_user_page.py",  # 48
+    "tests/integration/test_hostile_input.py",  # 40
+    "tests/integration/test_idle_connections.py",  # 30
+    "tests/integration/test_household_server.py",  # 27
+    "tests/browser/test_firefox.py",  # 22
+    "tests/browser/test_https_page.py",  # 20
+    "tests/integration/test_load_endpoints.py",  # 15
+    "tests/integration/test_telemetry_webhook.py",  # 15
+    "tests/integration/test_sessions_api.py",  # 13
+)
+
+
+def pytest_collection_modifyitems(items):
+    """The long modules first (``LONGEST_MODULES_FIRST``), the rest after them as collected."""
+    rank = {module: place for place, module in enumerate(LONGEST_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.fixture
 def daemon(tmp_path):
     """A daemon of its own for a test that kills or stops things."""
     running = start_daemon(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def single_user_daemon(tmp_path):
+    """A daemon of its own, without the household, for a test that kills or stops things."""
+    running = start_daemon(tmp_path, config_text=SINGLE_USER_ONLY)
     yield running
     running.stop()
 

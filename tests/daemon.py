@@ -29,6 +29,11 @@ CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "uplo
 #   second worker to carry a test.  Benchmarks pass ``load_workers=0``.
 TEST_CONFIG_DEFAULTS = {"quick_schedule": "on", "load_workers": "1"}
 
+# The config line of a daemon for tests that run no household: it starts the
+# probe and a load worker, not four persona processes beside them, so it is
+# up in less than half the CPU time.
+SINGLE_USER_ONLY = "virtual_household=off\n"
+
 
 # Ports for the daemons tests start.  Each pytest-xdist worker takes its own
 # block below the kernel's ephemeral range (32768 and up): the load workers

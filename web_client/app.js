@@ -203,11 +203,12 @@ class TestPage {
   }
 
   /**
-   * The start screen's lengths, from the schedules the server runs. Until they
-   * arrive (or if they cannot) the page keeps the standard lengths it was
+   * The start screen as the server's schedules (GET /api/schedules) allow: their
+   * lengths, and no choice of mode on a server that does not run the virtual
+   * household. Until they arrive (or if they cannot) the page keeps what it was
    * served with; an unknown ?schedule= falls back to the standard one.
    */
-  async showScheduleLengths() {
+  async showOfferedSchedules() {
     let schedules = null;
     try {
       const response = await fetch("/api/schedules", { cache: "no-store" });
@@ -217,19 +218,34 @@ class TestPage {
     }
     if (!schedules?.single_user) return;
     if (!schedules.single_user[this.schedule]) this.schedule = "standard";
+    if (!schedules[HOUSEHOLD]) this.offerSingleUserOnly();
     for (const [id, forMode] of [["start-duration", "single_user"], ["household-duration", HOUSEHOLD]]) {
       const seconds = schedules[forMode]?.[this.schedule]?.seconds;
       if (Number.isFinite(seconds)) $(id).textContent = String(Math.round(seconds));
     }
   }
 
+  /** A server without the virtual household: the mode choice goes, and ?mode=household falls back. */
+  offerSingleUserOnly() {
+    $("start-form").querySelector(".mode-switch").hidden = true;
+    if (this.mode !== HOUSEHOLD) return;
+    this.mode = "single_user";
+    this.checkMode();
+    if (!this.sharedId) history.replaceState(null, "", this.startUrl());
+  }
+
   showStart(notice) {
-    for (const input of document.querySelectorAll("input[name='mode']")) input.checked = input.value === this.mode;
-    this.applyMode();
+    this.checkMode();
     const box = $("start-notice");
     box.hidden = !notice;
     box.textContent = notice || "";
     show("start", { focus: Boolean(notice) });
+  }
+
+  /** The mode's radio button checked, and the start screen drawn for it. */
+  checkMode() {
+    for (const input of document.querySelectorAll("input[name='mode']")) input.checked = input.value === this.mode;
+    this.applyMode();
   }
 
   /** The start screen for the chosen mode: its sentence, and the household's members. */
@@ -500,7 +516,7 @@ class TestPage {
     if (this.sharedId) this.showShared(this.sharedId);
     else {
       this.showStart();
-      this.showScheduleLengths();
+      this.showOfferedSchedules();
     }
   }
 }

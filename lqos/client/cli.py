@@ -5,7 +5,8 @@ the virtual household (both in docs/PROTOCOL.md), against a server at
 URL and prints the result the server computed.  Exit codes:
 0 a result was printed; 1 the test failed (server gone, network failure,
 bad answer), with one line on stderr and no grade; 2 the server refused
-to start a test now (429) or the command line was wrong.
+to start a test, now (429) or in the mode and schedule asked for (400), or
+the command line was wrong.
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ ANSWER_KEYS = ("test_id", "token", "phases", "probe_url", "download_url", "uploa
 
 
 class Refused(ClientError):
-    """The server will not run a test now (429); try again after ``retry_after``."""
+    """The server will not run the test: not now (429; try again after ``retry_after``), or not
+    in the mode or schedule asked for (400: one it does not run)."""
 
     def __init__(self, reason: str, retry_after: str | None):
         super().__init__(reason)
@@ -86,6 +87,8 @@ async def start_test(http: Http, base_url: str, schedule: str, mode: str = "sing
     reply = await http.request_json("POST", f"{base_url}/api/tests", {"mode": mode, "schedule": schedule})
     if reply.status == 429:
         raise Refused(reply.error_text().removeprefix("429 "), reply.header("retry-after"))
+    if reply.status == 400:
+        raise Refused(reply.error_text().removeprefix("400 "), None)
     if reply.status != 201:
         raise ClientError(f"the server would not start a test: {reply.error_text()}")
     answer = reply.json()

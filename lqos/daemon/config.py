@@ -94,6 +94,10 @@ class Config:
     # Offer the "quick" schedule (lqos/sessions.py): a test in seconds, for
     # checking an installation end to end, not for grading a line.
     quick_schedule: bool = False
+    # Run the virtual household (its persona processes and ports).  Off, the
+    # server offers the single-user test alone, with four fewer processes and
+    # ports to open.
+    virtual_household: bool = True
 
     @property
     def tls_enabled(self) -> bool:
@@ -257,6 +261,7 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "http_request_head_seconds": _seconds_between(1, 3600),
     "http_idle_timeout_seconds": _seconds_between(1, 3600),
     "quick_schedule": _on_off,
+    "virtual_household": _on_off,
 }
 
 assert set(COERCERS) == {f.name for f in dataclasses.fields(Config)}

@@ -84,8 +84,9 @@ def make_service(config: Config, reactor) -> MultiService:
     """The supervisor (children start first) and the main HTTP port."""
     top = MultiService()
     secret = load_or_create_secret(config.data_dir)
-    household = Household.from_config(config, discover_personas())
-    registry = SessionRegistry(secret, reactor, session_limits(config), offered_schedules(config.quick_schedule))
+    household = Household.from_config(config, discover_personas() if config.virtual_household else {})
+    registry = SessionRegistry(secret, reactor, session_limits(config),
+                               offered_schedules(config.quick_schedule, config.virtual_household))
     supervisor = Supervisor(child_specs(config, household), reactor,
                             on_message=child_message_router(registry, household),
                             silent_after=CHILD_SILENT_SECONDS)

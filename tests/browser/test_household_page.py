@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import free_ports, start_daemon
+from daemon import free_ports, start_daemon, wait_until
 from harness import shared_record, wait_for_screen
 
 pytestmark = pytest.mark.browser
@@ -190,35 +190,34 @@ def test_a_persona_from_a_plugin_gets_its_cards_and_its_grade(daemon_with_fifth_
     page.close()
 
 
-def test_a_member_cut_off_mid_test_is_interrupted_and_the_others_go_on(tmp_path, browser):
-    daemon = start_daemon(tmp_path)
-    try:
-        gaming = daemon.child_pids()["gaming"]
-        page = browser.new_page()
-        page.goto(daemon.url + HOUSEHOLD_URL)
-        page.click("#start-button")
-        # Timed from here, not by watching the page: Playwright reports every bulk
-        # WebSocket frame to itself (CDP Network events), so what it sees of a busy
-        # page lags by seconds. 3 s after Start is inside the quick schedule's load (1.5 to 5.5 s).
-        time.sleep(3)
-        os.kill(gaming, signal.SIGKILL)
-        wait_for_screen(page, "result", timeout=RESULT_TIMEOUT_MS)
-        record = shared_record(daemon, page.input_value("#share-link").rsplit("/r/", 1)[1])
-        assert record["result"]["interrupted"] == ["gaming"]
-        assert all(not record["result"]["personas"][name]["interrupted"] for name in ("streaming", "video", "updates"))
-        # The running screen said so while it ran (its cards stay in the page, hidden).
-        assert page.get_attribute("#household-live .persona-live[data-persona='gaming']", "data-state") == "interrupted"
-        assert "Alex, competitive gaming was interrupted" in page.text_content("#member-status")
-        assert page.get_attribute("#household-live .persona-live[data-persona='video']", "data-state") == "done"
-        card = page.locator(".persona-result[data-persona='gaming']")
-        assert card.get_attribute("data-interrupted") == "true"
-        assert card.locator(".grade-chip").text_content().strip() == "–"
-        assert "Interrupted" in card.text_content()
-        assert page.is_visible("#household-interrupted")
-        assert page.get_attribute("#grade-letter", "data-grade") == (record["result"]["overall"]["grade"] or "none")
-        page.close()
-    finally:
-        daemon.stop()
+def test_a_member_cut_off_mid_test_is_interrupted_and_the_others_go_on(household_daemon, browser):
+    daemon = household_daemon
+    gaming = daemon.child_pids()["gaming"]
+    page = browser.new_page()
+    page.goto(daemon.url + HOUSEHOLD_URL)
+    page.click("#start-button")
+    # Timed from here, not by watching the page: Playwright reports every bulk
+    # WebSocket frame to itself (CDP Network events), so what it sees of a busy
+    # page lags by seconds. 3 s after Start is inside the quick schedule's load (1.5 to 5.5 s).
+    time.sleep(3)
+    os.kill(gaming, signal.SIGKILL)
+    wait_for_screen(page, "result", timeout=RESULT_TIMEOUT_MS)
+    record = shared_record(daemon, page.input_value("#share-link").rsplit("/r/", 1)[1])
+    assert record["result"]["interrupted"] == ["gaming"]
+    assert all(not record["result"]["personas"][name]["interrupted"] for name in ("streaming", "video", "updates"))
+    # The running screen said so while it ran (its cards stay in the page, hidden).
+    assert page.get_attribute("#household-live .persona-live[data-persona='gaming']", "data-state") == "interrupted"
+    assert "Alex, competitive gaming was interrupted" in page.text_content("#member-status")
+    assert page.get_attribute("#household-live .persona-live[data-persona='video']", "data-state") == "done"
+    card = page.locator(".persona-result[data-persona='gaming']")
+    assert card.get_attribute("data-interrupted") == "true"
+    assert card.locator(".grade-chip").text_content().strip() == "–"
+    assert "Interrupted" in card.text_content()
+    assert page.is_visible("#household-interrupted")
+    assert page.get_attribute("#grade-letter", "data-grade") == (record["result"]["overall"]["grade"] or "none")
+    page.close()
+    # The supervisor restarts the member for the module's next tests.
+    assert wait_until(lambda: daemon.health()[0] == 200, timeout=10)
 
 
 def test_a_member_that_cannot_connect_ends_in_an_error_that_names_it(household_daemon, browser):

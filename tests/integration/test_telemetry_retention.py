@@ -8,7 +8,7 @@ import sqlite3
 import pytest_twisted
 from twisted.internet import reactor
 
-from daemon import start_daemon
+from daemon import SINGLE_USER_ONLY, start_daemon
 from lqos.telemetry.store import DATABASE_FILE, SQLiteResultStore
 
 KEY = "retention-test-key-0123456789"
@@ -41,7 +41,7 @@ async def test_only_the_newest_thousand_of_fifteen_hundred_remain(tmp_path):
         assert connection.execute("SELECT MIN(test_id), MAX(test_id), COUNT(*) FROM tests").fetchone() == (
             f"bulk-{STORED - KEPT:05d}", f"bulk-{STORED - 1:05d}", KEPT)
 
-    daemon = start_daemon(tmp_path, config_text=f"telemetry_api_key={KEY}\n")
+    daemon = start_daemon(tmp_path, config_text=f"telemetry_api_key={KEY}\n{SINGLE_USER_ONLY}")
     try:
         auth = {"Authorization": f"Bearer {KEY}"}
         stats = json.loads(daemon.request("GET", "/api/telemetry/stats", headers=auth)[2])

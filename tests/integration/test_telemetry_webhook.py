@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from daemon import free_ports, start_daemon, wait_until
+from daemon import SINGLE_USER_ONLY, free_ports, start_daemon, wait_until
 from wire import complete_test
 
 SECRET = "webhook-secret-0123456789abcdef"
@@ -22,7 +22,7 @@ KEY = "webhook-test-key-0123456789"
 CUSTOMER_IP = "127.0.0.2"
 CUSTOMER_AGENT = "CustomerBrowser/7.7 (very identifiable)"
 FAST_RETRIES = "outbox_retry_seconds=0.05\n"
-HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
+HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n" + SINGLE_USER_ONLY
 MAX_BODY_BYTES = 1 << 20
 
 

@@ -165,17 +165,26 @@ class ScenarioReport:
 
 
 def start_daemon_in(bed: Testbed, directory: Path) -> subprocess.Popen:
+    return wait_for_daemon(bed, directory, spawn_daemon_in(bed, directory))
+
+
+def spawn_daemon_in(bed: Testbed, directory: Path) -> subprocess.Popen:
+    """The daemon in the server namespace, started; ``wait_for_daemon`` waits until it is up."""
     config = directory / "lqos_test.conf"
     config.write_text(DAEMON_CONFIG)
     log = open(directory / "twistd.log", "wb")
-    process = bed.popen(bed.server, [str(TWISTD), "--nodaemon", "--pidfile=", "lqos-bufferbloat",
-                                     "--config", str(config), "--data-dir", str(directory / "var")],
-                        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    return bed.popen(bed.server, [str(TWISTD), "--nodaemon", "--pidfile=", "lqos-bufferbloat",
+                                  "--config", str(config), "--data-dir", str(directory / "var")],
+                     cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_daemon(bed: Testbed, directory: Path, process: subprocess.Popen) -> subprocess.Popen:
     healthy = wait_until(
         lambda: run(f"curl -s -o /dev/null -w %{{http_code}} {SERVER_URL}/api/health", bed.client,
                     check=False).stdout == "200",
         timeout=60, interval=0.25)
     if not healthy:
+        process.terminate()
         raise RuntimeError(f"daemon did not start in the server namespace:\n{(directory / 'twistd.log').read_text()}")
     return process
 
@@ -238,15 +247,18 @@ def measure_scenario(link: Link, schedule: str = "short", clients: tuple[str, ..
     directory = Path(tempfile.mkdtemp(prefix="lqos-accuracy-"))
     try:
         with Testbed(link) as bed:
-            with PingRecorder(bed) as ping:
-                time.sleep(3)
-                idle = ping.samples()
-            idle_ms = sorted(s.rtt_ms for s in idle)[len(idle) // 2]
-            timing = REFERENCE_TIMING.get(schedule, {})
-            references = [{direction: iperf3_reference(bed, direction, **timing) for direction in ("down", "up", "both")}
-                          for _ in range(reference_runs)]
-            daemon = start_daemon_in(bed, directory)
+            # The daemon starts while ping reads the idle line: its start-up is CPU, not
+            # traffic, and ping times its echoes in the kernel.
+            daemon = spawn_daemon_in(bed, directory)
             try:
+                with PingRecorder(bed) as ping:
+                    time.sleep(3)
+                    idle = ping.samples()
+                idle_ms = sorted(s.rtt_ms for s in idle)[len(idle) // 2]
+                wait_for_daemon(bed, directory, daemon)
+                timing = REFERENCE_TIMING.get(schedule, {})
+                references = [{direction: iperf3_reference(bed, direction, **timing)
+                               for direction in ("down", "up", "both")} for _ in range(reference_runs)]
                 reports = []
                 for client in clients:
                     with PingRecorder(bed) as ping:

@@ -174,8 +174,9 @@ def test_the_example_file_parses_without_warnings():
 
 
 @pytest.mark.parametrize("raw, expected", [("on", True), ("Yes", True), ("true", True), ("off", False), ("no", False)])
-def test_quick_schedule_is_a_switch(raw, expected):
-    assert parse_config(f"quick_schedule={raw}\n").values["quick_schedule"] is expected
+@pytest.mark.parametrize("key", ["quick_schedule", "virtual_household"])
+def test_on_off_keys_are_switches(key, raw, expected):
+    assert parse_config(f"{key}={raw}\n").values[key] is expected
 
 
 def test_a_switch_that_is_neither_on_nor_off_is_refused_with_its_line():

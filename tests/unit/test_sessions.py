@@ -113,6 +113,15 @@ def test_the_quick_schedule_runs_only_where_it_is_offered():
     assert quick.start("192.0.2.3", schedule="standard").duration == 40
 
 
+def test_without_the_household_only_single_user_sessions_start():
+    offered = offered_schedules(quick=True, household=False)
+    assert list(offered) == ["single_user"] and "quick" in offered["single_user"]
+    single_user_only = SessionRegistry(SECRET, Clock(), SessionLimits(), offered)
+    with pytest.raises(KeyError):
+        single_user_only.start("192.0.2.1", "virtual_household", "standard")
+    assert single_user_only.start("192.0.2.1", "single_user", "quick").duration < 10
+
+
 def test_the_quick_schedule_has_every_phase_of_the_standard_one_in_its_order():
     for mode, phases in QUICK_SCHEDULES.items():
         standard = SCHEDULES[mode]["standard"]
