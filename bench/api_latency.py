@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        daemon = start_daemon(Path(directory), config_text=CONFIG)
+        daemon = start_daemon(Path(directory), config_text=CONFIG, as_deployed=True)
         try:
             connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
             timings = []

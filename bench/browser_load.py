@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--streams", type=int, default=4)
     options = parser.parse_args()
-    daemon = start_daemon(Path(tempfile.mkdtemp(prefix="lqos-bench-")), config_text=CONFIG)
+    daemon = start_daemon(Path(tempfile.mkdtemp(prefix="lqos-bench-")), config_text=CONFIG, as_deployed=True)
     rows, breakdowns = [], {}
     try:
         for name in options.browsers.split(","):

@@ -368,7 +368,7 @@ def drive(options) -> None:
     from daemon import start_daemon
 
     with tempfile.TemporaryDirectory() as scratch:
-        daemon = start_daemon(Path(scratch), config_text=config_text(options.tests))
+        daemon = start_daemon(Path(scratch), config_text=config_text(options.tests), as_deployed=True)
         try:
             pids = server_pids(daemon)
             roles = {daemon.process.pid: "main", **{pid: role for role, pid in daemon.child_pids().items()}}

@@ -461,7 +461,7 @@ def main() -> None:
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
-        daemon = start_daemon(Path(scratch), config_text=CONFIG)
+        daemon = start_daemon(Path(scratch), config_text=CONFIG, as_deployed=True)
         try:
             ports = {"main": daemon.port, **daemon.child_ports}
             pids_at_start = processes(daemon)

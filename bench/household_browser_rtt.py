@@ -227,7 +227,7 @@ def main() -> None:
     args = parser.parse_args()
     load_ms = args.load_seconds * 1000
     with tempfile.TemporaryDirectory() as tmp:
-        daemon = start_daemon(Path(tmp), config_text=CONFIG)
+        daemon = start_daemon(Path(tmp), config_text=CONFIG, as_deployed=True)
         try:
             results = browser_runs(daemon, args.placements.split(","), args.runs, load_ms, args.driver)
             if not args.no_python:

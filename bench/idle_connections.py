@@ -174,7 +174,7 @@ def main() -> None:
         run(options.url, options)
         return
     with tempfile.TemporaryDirectory() as scratch:
-        daemon = start_daemon(Path(scratch), config_text=CONFIG)
+        daemon = start_daemon(Path(scratch), config_text=CONFIG, as_deployed=True)
         try:
             run(daemon.url, options, health=lambda: (daemon.health() or ("no answer",))[0])
             print(f"daemon: {'alive' if daemon.process.poll() is None else 'DEAD'}, /api/health "

@@ -91,7 +91,7 @@ def main() -> None:
         report("probe rtt", measure(options.url, options.probes, options.interval_ms / 1000))
         return
     with tempfile.TemporaryDirectory() as directory:
-        daemon = start_daemon(Path(directory), config_text="max_concurrent_tests_per_ip=100\nload_workers=0\n")
+        daemon = start_daemon(Path(directory), config_text="max_concurrent_tests_per_ip=100\n", as_deployed=True)
         try:
             url = daemon.child_url("probe", "/ws/probe", websocket=True)
             measure(url, 20, 0.025)  # warm up both ends

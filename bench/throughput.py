@@ -239,7 +239,7 @@ def main() -> None:
             for transport in options.transports.split(","):
                 tls = certificates(Path(scratch) / "tls") if transport == "tls" else None
                 daemon = start_daemon(Path(tempfile.mkdtemp(dir=scratch)), tls=tls,
-                                      config_text=RELAXED_LIMITS + f"load_workers={int(workers)}\n")
+                                      config_text=RELAXED_LIMITS + f"load_workers={int(workers)}\n", as_deployed=True)
                 try:
                     for kind in options.kinds.split(","):
                         print(measure(daemon, kind, transport, options.streams, options.seconds).row(), flush=True)

@@ -39,20 +39,20 @@ def pytest_runtest_makereport(item, call):
 # the end; handed out by test count instead, the unit modules went first, and one worker was
 # still in its third long module 50 s after another had run out of work.
 LONGEST_MODULES_FIRST = (
-    "tests/browser/test_household_page.py",  # 92
-    "tests/integration/test_cli.py",  # 81
-    "tests/integration/test_faults.py",  # 72
-    "tests/integration/test_household_cli.py",  # 56
-    "tests/integration/test_daemon.py",  # 50
-    "tests/browser/test_single_user_page.py",  # 48
-    "tests/integration/test_hostile_input.py",  # 40
-    "tests/integration/test_idle_connections.py",  # 30
-    "tests/integration/test_household_server.py",  # 27
-    "tests/browser/test_firefox.py",  # 22
-    "tests/browser/test_https_page.py",  # 20
-    "tests/integration/test_load_endpoints.py",  # 15
+    "tests/browser/test_household_page.py",  # 93
+    "tests/integration/test_cli.py",  # 74
+    "tests/integration/test_household_cli.py",  # 68
+    "tests/integration/test_faults.py",  # 52
+    "tests/integration/test_hostile_input.py",  # 46
+    "tests/browser/test_single_user_page.py",  # 44
+    "tests/integration/test_daemon.py",  # 42
+    "tests/integration/test_household_server.py",  # 30
+    "tests/browser/test_https_page.py",  # 19
+    "tests/browser/test_firefox.py",  # 18
+    "tests/integration/test_idle_connections.py",  # 16
     "tests/integration/test_telemetry_webhook.py",  # 15
-    "tests/integration/test_sessions_api.py",  # 13
+    "tests/integration/test_packaging.py",  # 15
+    "tests/integration/test_load_endpoints.py",  # 14
 )
 
 

@@ -13,8 +13,12 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, q
 from twisted.internet.interfaces import IListeningPort
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
-# Connections the kernel queues for a shared port before a worker accepts them.
-SHARED_PORT_BACKLOG = 1024
+# Connections the kernel queues on a port before the process accepts them.
+# Twisted's default of 50 drops the SYNs of a burst, and each dropped one is
+# sent again only a second later: 1000 connections opened one after another
+# to the main port took 14 s with it.  The kernel caps this at
+# net.core.somaxconn (4096 on current kernels).
+LISTEN_BACKLOG = 1024
 
 
 class TLSFilesError(ValueError):
@@ -26,16 +30,19 @@ def _tls_arguments(tls_cert: str, tls_key: str) -> str:
 
 
 def main_endpoint(description: str, tls_cert: str = "", tls_key: str = "") -> str:
-    """The main port: ``tcp:N`` becomes ``ssl:N:...`` when TLS is configured."""
+    """The main port: ``tcp:N`` becomes ``ssl:N:...`` when TLS is configured, and a TCP or TLS
+    port queues ``LISTEN_BACKLOG`` connections unless its description names a backlog."""
     if tls_cert and tls_key and description.startswith("tcp:"):
-        return f"ssl:{description[len('tcp:'):]}:{_tls_arguments(tls_cert, tls_key)}"
+        description = f"ssl:{description[len('tcp:'):]}:{_tls_arguments(tls_cert, tls_key)}"
+    if description.startswith(("tcp:", "ssl:")) and "backlog=" not in description:
+        description += f":backlog={LISTEN_BACKLOG}"
     return description
 
 
 def child_endpoint(port: int, interface: str = "", tls_cert: str = "", tls_key: str = "") -> str:
     """The endpoint a child process listens on."""
     kind = "ssl" if tls_cert and tls_key else "tcp"
-    parts = [kind, str(port)]
+    parts = [kind, str(port), f"backlog={LISTEN_BACKLOG}"]
     if interface:
         parts.append(f"interface={quoteStringArgument(interface)}")
     if kind == "ssl":
@@ -104,7 +111,7 @@ def listen_shared(reactor, port: int, interface: str, factory) -> IListeningPort
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((interface, port))
-        sock.listen(SHARED_PORT_BACKLOG)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
         return reactor.adoptStreamPort(sock.fileno(), family, factory)
     finally:

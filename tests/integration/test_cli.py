@@ -56,8 +56,8 @@ def test_a_test_as_json_holds_every_figure_and_matches_the_share_link(shared_dae
             throughput = phase["throughput_mbps"][direction]
             assert throughput["windows"] == 6, (name, direction, throughput)  # 1.5 s of 250 ms windows
             # Gbit/s on an idle loopback; with the suite's other tests on the same 2 cores the
-            # bidirectional download read 46 Mbit/s, and its upload 8.9.  The load moved; how fast
-            # is bench/'s question.
+            # bidirectional download read 46 Mbit/s, and its upload 8.9 (tests/daemon.py on why
+            # the load worker runs at nice 0 here).  The load moved; how fast is bench/'s question.
             assert throughput["median"] > 1, (name, direction, throughput)
     overall = result["overall"]
     assert overall["grade"] in GRADES and overall["phase"] in LOADED_PHASES
