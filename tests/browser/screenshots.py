@@ -1,12 +1,14 @@
 """Screenshots of the page at phone and desktop size: start, running, result, error.
 
-    .venv/bin/python tests/browser/screenshots.py [OUTPUT_DIR] [--household-only | --firefox-only]
+    .venv/bin/python tests/browser/screenshots.py [OUTPUT_DIR] [--household-only | --firefox-only | --single-user-server]
 
 Starts its own daemon; writes test-output/screenshots/{phone,desktop}-{screen}.png
 and, for the virtual household, {phone,desktop}-household-{screen}.png; in
 Firefox, firefox-{phone,desktop}-{screen}.png, among them a result whose
 phases this device could not fill (the page starved of CPU), with its caveat,
-and the same in bare Chromium as chromium-{phone,desktop}-{screen}.png.
+and the same in bare Chromium as chromium-{phone,desktop}-{screen}.png;
+the start screen of a server without the household (``virtual_household=off``)
+as {chromium,firefox}-{phone,desktop}-start-single-user-server.png.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from bare_chromium import BareChromium  # noqa: E402
 from bare_firefox import BareFirefox  # noqa: E402
-from daemon import REPO, start_daemon  # noqa: E402
+from daemon import REPO, SINGLE_USER_ONLY, start_daemon  # noqa: E402
 from harness import launch, throttle, wait_for_screen  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
@@ -104,8 +106,31 @@ def bare(daemon, output: Path, browser=BareFirefox, prefix: str = "firefox") -> 
             page.close()
 
 
-def main(output: Path, household_only: bool = False, firefox_only: bool = False) -> None:
+def single_user_server(output: Path) -> None:
+    """The start screen of a server that does not run the household: no choice of mode."""
+    with tempfile.TemporaryDirectory() as tmp:
+        daemon = start_daemon(Path(tmp), config_text=CONFIG + SINGLE_USER_ONLY)
+        try:
+            for prefix, browser in (("chromium", BareChromium), ("firefox", BareFirefox)):
+                for name, viewport in VIEWPORTS.items():
+                    page = browser(viewport["width"], viewport["height"])
+                    try:
+                        page.goto(f"{daemon.url}/?mode=household")
+                        page.wait_for("!document.getElementById('sponsor').hidden"
+                                      " && document.querySelector('.mode-switch').hidden")
+                        page.screenshot(output / f"{prefix}-{name}-start-single-user-server.png")
+                    finally:
+                        page.close()
+        finally:
+            daemon.stop()
+
+
+def main(output: Path, household_only: bool = False, firefox_only: bool = False,
+         single_user_server_only: bool = False) -> None:
     output.mkdir(parents=True, exist_ok=True)
+    single_user_server(output)
+    if single_user_server_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         daemon = start_daemon(Path(tmp), config_text=CONFIG)
         try:
@@ -173,4 +198,5 @@ def lost_connection(output: Path, tmp: Path) -> None:
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
     main(Path(arguments[0]) if arguments else REPO / "test-output" / "screenshots",
-         household_only="--household-only" in sys.argv, firefox_only="--firefox-only" in sys.argv)
+         household_only="--household-only" in sys.argv, firefox_only="--firefox-only" in sys.argv,
+         single_user_server_only="--single-user-server" in sys.argv)
