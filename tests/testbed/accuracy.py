@@ -102,8 +102,9 @@ class PhaseComparison:
     measured_grade: str | None
 
     @property
-    def bulk_increase_ms(self) -> float:
-        return statistics.median(self.bulk_increases_ms)
+    def bulk_increase_ms(self) -> float | None:
+        """Ping's median rise under iperf3 -P 4; None where iperf3 was not run in this phase's direction."""
+        return statistics.median(self.bulk_increases_ms) if self.bulk_increases_ms else None
 
     @property
     def truth_goodput_mbit(self) -> dict[str, float]:
@@ -219,14 +220,14 @@ def compare(link: Link, record: dict, timeline: dict, pings: list, references: l
     for phase in LOADED:
         truth_phase, _ = median_between(pings, *spans[phase])
         measured = result["phases"][phase]
-        runs = [run[REFERENCE_OF[phase]] for run in references]
+        runs = [run[REFERENCE_OF[phase]] for run in references if REFERENCE_OF[phase] in run]
         truth_increase = truth_phase - truth_baseline
         report.phases.append(PhaseComparison(
             phase=phase,
             truth_increase_ms=truth_increase,
             measured_increase_ms=measured["latency_increase_ms"],
             bulk_increases_ms=tuple(run.ping_p50_ms - idle_ms for run in runs),
-            bulk_goodputs_mbit={d: tuple(run.goodput_mbit[d] for run in runs) for d in DIRECTIONS_OF[phase]},
+            bulk_goodputs_mbit={d: tuple(run.goodput_mbit[d] for run in runs) for d in DIRECTIONS_OF[phase] if runs},
             measured_mbit={d: measured["throughput_mbps"][RESULT_KEYS[d]]["median"] for d in DIRECTIONS_OF[phase]},
             truth_grade=grade_for_increase(truth_increase),
             measured_grade=measured["grade"],
@@ -237,8 +238,10 @@ def compare(link: Link, record: dict, timeline: dict, pings: list, references: l
 
 
 def measure_scenario(link: Link, schedule: str = "short", clients: tuple[str, ...] = ("cli",),
-                     reference_runs: int = 1, reference_page_under: float | None = None) -> list[ScenarioReport]:
-    """One link: its ground truth (*reference_runs* times), then a test by each client, one after the other.
+                     reference_runs: int = 1, reference_page_under: float | None = None,
+                     reference_directions: tuple[str, ...] = ("down", "up", "both")) -> list[ScenarioReport]:
+    """One link: its ground truth (*reference_runs* times, iperf3 in *reference_directions*), then a
+    test by each client, one after the other.
 
     With *reference_page_under*, a browser whose download or upload phase
     carried less than that share of iperf3's goodput then runs the reference
@@ -258,7 +261,7 @@ def measure_scenario(link: Link, schedule: str = "short", clients: tuple[str, ..
                 wait_for_daemon(bed, directory, daemon)
                 timing = REFERENCE_TIMING.get(schedule, {})
                 references = [{direction: iperf3_reference(bed, direction, **timing)
-                               for direction in ("down", "up", "both")} for _ in range(reference_runs)]
+                               for direction in reference_directions} for _ in range(reference_runs)]
                 reports = []
                 for client in clients:
                     with PingRecorder(bed) as ping:
@@ -454,9 +457,9 @@ def format_report(reports: list[ScenarioReport]) -> str:
             measured = "/".join("-" if v is None else f"{v:.1f}" for v in p.measured_mbit.values())
             error = "-" if p.error_ms is None else f"{p.error_ms:+.1f}"
             measured_increase = "-" if p.measured_increase_ms is None else f"{p.measured_increase_ms:.1f}"
-            ok = ("L" if p.latency_ok() else "l") + ("T" if p.throughput_ok() else "t") + \
-                 ("G" if p.truth_grade == p.measured_grade else "g")
-            bulk = f"{p.bulk_increase_ms:.1f}"
+            throughput_ok = "-" if not p.bulk_goodputs_mbit else "T" if p.throughput_ok() else "t"
+            ok = ("L" if p.latency_ok() else "l") + throughput_ok + ("G" if p.truth_grade == p.measured_grade else "g")
+            bulk = "-" if p.bulk_increase_ms is None else f"{p.bulk_increase_ms:.1f}"
             if len(p.bulk_increases_ms) > 1:
                 bulk = f"{min(p.bulk_increases_ms):.0f}..{max(p.bulk_increases_ms):.0f}"
                 ok += " " + ("R" if p.within_reference_range() else "r") + \
@@ -471,7 +474,7 @@ def format_report(reports: list[ScenarioReport]) -> str:
                          f"{mbit:.1f} Mbit/s, the page reached "
                          f"{report.phase(RESULT_KEYS[direction]).measured_mbit[direction] / mbit:.0%} of it")
     lines.append("ok: L/l latency within max(5 ms, 10%) of ping in the same phase; "
-                 "T/t throughput within 10% of iperf3 -P 4; G/g grade equal")
+                 "T/t throughput within 10% of iperf3 -P 4 (-: iperf3 not run in that direction); G/g grade equal")
     lines.append("    rows with several reference runs also: R/r rise within their range widened by max(5 ms, 10%); "
                  "9/- throughput at least 90% of their median goodput; G/g grade of one of them")
     return "\n".join(lines)
