@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from autobahn.twisted.websocket import WebSocketServerFactory
@@ -68,3 +69,19 @@ class PongTimer:
             return None
         echo, sent_at = timed
         return echo, round((time.perf_counter() - sent_at) * 1000.0, 3)
+
+
+def json_object(payload: bytes) -> dict | None:
+    """*payload* as a JSON object, or None when it is anything else."""
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def is_echo_request(message: dict) -> bool:
+    """What the probe and a persona's ping echo: a whole, non-negative ``seq`` and a numeric ``t``."""
+    seq, sent = message.get("seq"), message.get("t")
+    return (isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0
+            and isinstance(sent, (int, float)) and not isinstance(sent, bool))

@@ -43,7 +43,7 @@ from zope.interface import implementer
 from lqos.measure.units import SECONDS, bytes_per_second
 from lqos.net.ratelimit import TokenBucket
 from lqos.net.sockets import send_small_messages_at_once
-from lqos.net.websocket import PongTimer, apply_server_options
+from lqos.net.websocket import PongTimer, apply_server_options, is_echo_request, json_object
 from lqos.personas.model import IPersona
 from lqos.sessions import persona_token_valid
 
@@ -264,18 +264,9 @@ class PersonaSession(WebSocketServerProtocol, TimeoutMixin):
 
 
 def _control_message(payload: bytes) -> dict | None:
-    if len(payload) > MAX_CONTROL_BYTES:
+    message = json_object(payload) if len(payload) <= MAX_CONTROL_BYTES else None
+    if message is not None and message.get("type") == "ping" and not is_echo_request(message):
         return None
-    try:
-        message = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    if message.get("type") == "ping":
-        seq, sent = message.get("seq"), message.get("t")
-        if not (isinstance(seq, int) and not isinstance(seq, bool) and isinstance(sent, (int, float))):
-            return None
     return message
 
 

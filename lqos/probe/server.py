@@ -33,7 +33,7 @@ from lqos.measure.units import SECONDS, MINUTES
 from lqos.net.ratelimit import TokenBucket
 from lqos.net.refusal import Refused, raw_response
 from lqos.net.sockets import send_small_messages_at_once
-from lqos.net.websocket import PongTimer, apply_server_options
+from lqos.net.websocket import PongTimer, apply_server_options, is_echo_request, json_object
 
 
 MAX_PROBE_BYTES = 256
@@ -60,20 +60,8 @@ CLOSE_TOO_MANY_PROBES = 4429
 
 def is_probe(payload: bytes) -> bool:
     """A probe is a JSON object with a whole-number ``seq`` and a numeric ``t``."""
-    try:
-        message = json.loads(payload)
-    except ValueError:
-        return False
-    if not isinstance(message, dict):
-        return False
-    seq, sent = message.get("seq"), message.get("t")
-    return (
-        isinstance(seq, int)
-        and not isinstance(seq, bool)
-        and seq >= 0
-        and isinstance(sent, (int, float))
-        and not isinstance(sent, bool)
-    )
+    message = json_object(payload)
+    return message is not None and is_echo_request(message)
 
 
 class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
