@@ -115,7 +115,7 @@ def single_user_server(output: Path) -> None:
                 for name, viewport in VIEWPORTS.items():
                     page = browser(viewport["width"], viewport["height"])
                     try:
-                        page.goto(f"{daemon.url}/?mode=household")
+                        page.goto(f"{daemon.url}/")
                         page.wait_for("!document.getElementById('sponsor').hidden"
                                       " && document.querySelector('.mode-switch').hidden")
                         page.screenshot(output / f"{prefix}-{name}-start-single-user-server.png")
