@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from daemon import start_daemon  # noqa: E402
 
-CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\nmax_concurrent_tests=100000\nload_workers=0\n"
+CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\nmax_concurrent_tests=100000\n"
 
 
 def main() -> None:

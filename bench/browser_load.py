@@ -42,7 +42,7 @@ from daemon import start_daemon  # noqa: E402
 from reference_page import REFERENCE_PAGE, reference_mbps  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\nload_workers=0\n"
+CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\n"
 
 def descendants(root: int) -> list[int]:
     """A process and all its descendants."""

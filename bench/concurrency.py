@@ -361,7 +361,7 @@ def server_pids(daemon) -> list[int]:
 
 def config_text(tests: int) -> str:
     return (f"max_concurrent_tests={tests * 2}\nmax_concurrent_tests_per_ip=1000\n"
-            "max_tests_per_hour_per_ip=100000\nload_workers=0\n")
+            "max_tests_per_hour_per_ip=100000\n")
 
 
 def drive(options) -> None:

@@ -56,7 +56,7 @@ from wire import frame_bytes, plausible_samples, send_upgrade  # noqa: E402
 
 SOURCE_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 52)]
 ANSWER_WAIT = 3.0
-CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\nmax_concurrent_tests=100000\nload_workers=0\n"
+CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\nmax_concurrent_tests=100000\n"
 PERSONAS = ("streaming", "gaming", "video", "updates")
 
 

@@ -42,7 +42,7 @@ from daemon import start_daemon  # noqa: E402
 from bare_chromium import BareChromium  # noqa: E402
 from harness import launch  # noqa: E402
 
-CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\nload_workers=0\n"
+CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
 BASELINE_MS = 2000
 
 PAGE_SCRIPT = """

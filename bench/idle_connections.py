@@ -48,7 +48,7 @@ from daemon import start_daemon  # noqa: E402  (the test suite's launcher, reuse
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 PER_ADDRESS = 100
-CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\nload_workers=0\n"
+CONFIG = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n"
 
 
 def raise_open_files_limit(needed: int) -> int:

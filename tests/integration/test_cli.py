@@ -55,7 +55,7 @@ def test_a_test_as_json_holds_every_figure_and_matches_the_share_link(shared_dae
         for direction in directions:
             throughput = phase["throughput_mbps"][direction]
             assert throughput["windows"] == 6, (name, direction, throughput)  # 1.5 s of 250 ms windows
-            assert throughput["median"] >= 0, (name, direction, throughput)
+            assert throughput["median"] is not None, (name, direction, throughput)
     # The load moved; how fast is bench/'s question.  Not per phase: Gbit/s on an idle loopback,
     # but beside the suite's other tests the load worker (nice 10) gets a few percent of a core,
     # and a quick upload phase of 1.5 s read 0.09 Mbit/s.

@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 from daemon import SINGLE_USER_ONLY, start_daemon, wait_until
 from lqos.client.http import ClientError
 from lqos.client.prober import ChildProber
-from wire import path_of, plausible_samples
+from wire import complete_test
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 HIGH_LIMITS = "max_concurrent_tests_per_ip=1000\nmax_tests_per_hour_per_ip=100000\n" + SINGLE_USER_ONLY
@@ -77,12 +77,6 @@ def children(daemon) -> dict[str, dict]:
     return {child["role"]: child for child in body["children"]}
 
 
-def submit_one(daemon) -> tuple[int, dict]:
-    status, started = daemon.post_json("/api/tests", {"schedule": "short"})
-    assert status == 201
-    return daemon.post_json(path_of(started["result_url"]), plausible_samples(started["token"]))
-
-
 def load_moves(daemon) -> bool:
     """A new test's load URLs serve a download and take an upload of 1 MB each."""
     status, started = daemon.post_json("/api/tests", {"schedule": "short"})
@@ -109,7 +103,7 @@ def test_probe_killed_mid_test_fails_that_test_cleanly_and_the_next_completes(fa
     with connect(daemon.child_url("probe", "/ws/probe", websocket=True), open_timeout=5) as ws:
         ws.send(json.dumps({"seq": 1, "t": 1.0}))
         assert json.loads(ws.recv(timeout=5)) == {"seq": 1, "t": 1.0}
-    status, result = submit_one(daemon)
+    status, result = complete_test(daemon)
     assert status == 200 and result["result"]["overall"]["grade"] and result.get("stored", True)
 
 
@@ -148,7 +142,7 @@ def test_frozen_persona_is_reported_and_single_user_tests_go_on(daemon):
         assert honest and time.monotonic() - started < 8
         assert children(daemon)["streaming"]["state"] == "unresponsive"
         assert children(daemon)["probe"]["state"] == "running"
-        assert submit_one(daemon)[0] == 200
+        assert complete_test(daemon)[0] == 200
         out, err = cli.communicate(timeout=60)  # the whole test ran beside the frozen persona
     finally:
         os.kill(pids["streaming"], signal.SIGCONT)
@@ -186,15 +180,15 @@ def fill(directory: Path) -> Path:
 def test_full_disk_still_answers_the_result_and_is_logged(tmp_path, tiny_disk):
     daemon = start_daemon(tiny_disk.parent, config_text=HIGH_LIMITS)
     try:
-        assert submit_one(daemon)[0] == 200  # the database works, and holds a WAL
+        assert complete_test(daemon)[0] == 200  # the database works, and holds a WAL
         filler = fill(tiny_disk)
-        status, result = submit_one(daemon)
+        status, result = complete_test(daemon)
         assert status == 200
         assert result["result"]["overall"]["grade"] and result["stored"] is False
         assert "storing the result of test" in daemon.log()
         assert daemon.health()[0] == 200
         filler.unlink()
-        status, result = submit_one(daemon)  # space again: results are stored again
+        status, result = complete_test(daemon)  # space again: results are stored again
         assert status == 200 and "stored" not in result
         assert daemon.get_json_accepting(f"/r/{result['share_id']}")[0] == 200
     finally:

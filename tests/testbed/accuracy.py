@@ -227,7 +227,7 @@ def compare(link: Link, record: dict, timeline: dict, pings: list, references: l
             truth_increase_ms=truth_increase,
             measured_increase_ms=measured["latency_increase_ms"],
             bulk_increases_ms=tuple(run.ping_p50_ms - idle_ms for run in runs),
-            bulk_goodputs_mbit={d: tuple(run.goodput_mbit[d] for run in runs) for d in DIRECTIONS_OF[phase] if runs},
+            bulk_goodputs_mbit={d: tuple(run.goodput_mbit[d] for run in runs) for d in DIRECTIONS_OF[phase]} if runs else {},
             measured_mbit={d: measured["throughput_mbps"][RESULT_KEYS[d]]["median"] for d in DIRECTIONS_OF[phase]},
             truth_grade=grade_for_increase(truth_increase),
             measured_grade=measured["grade"],
