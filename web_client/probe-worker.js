@@ -9,7 +9,8 @@
 //                   performance.timeOrigin + performance.now() at the start), so this
 //                   worker, whose performance.now() has another origin, can report
 //                   sent_ms relative to the test start.
-//   worker -> page  {type: "probes", samples: [[seq, sent_ms, rtt_ms | null, server_rtt_ms | null], ...]}
+//   worker -> page  {type: "probes", samples: [[seq, sent_ms, rtt_ms | null, server_rtt_ms | null,
+//                                               ack_rtt_ms | null], ...]}
 //   page -> worker  {type: "stop"}    stop sending; answers {type: "done"} once every
 //                                     probe in flight is answered or lost
 //
@@ -17,11 +18,13 @@
 // worker when sent; the probe server echoes it unchanged. RTT = performance.now() at
 // the reply minus T. No reply within timeoutMs: lost (null), never a made-up RTT.
 // Behind each echo the server sends a WebSocket Ping, which the browser's network
-// stack answers without this worker, and reports the round trip it timed:
-// {"seq": N, "server_rtt_ms": X}. A browser busy with a gigabit download can take
-// 10 ms and more to hand an echo to this worker; the server's timing has none of
-// that, so the grade uses it. A probe is reported once its report is in, or
-// timeoutMs after its echo without one (server_rtt_ms null).
+// stack answers without this worker, and reports the round trip it timed, with the
+// kernel's timing of the TCP acknowledgement of both: {"seq": N, "server_rtt_ms": X,
+// "ack_rtt_ms": Y | null}. A browser busy with a gigabit download can take 10 ms and
+// more to hand an echo to this worker, and its network thread a few to answer the
+// Ping; the kernel's acknowledgement has none of that, so the grade uses the
+// server's timings. A probe is reported once its report is in, or timeoutMs after
+// its echo without one (server_rtt_ms and ack_rtt_ms null).
 //
 // Probes take turns over PROBE_CONNECTIONS WebSockets. TCP delivers in order, so
 // when a loaded queue drops one probe's segment every later probe on that
@@ -56,9 +59,10 @@ function flush() {
   }
 }
 
-function record(probeSeq, sentAt, rtt, serverRtt = null) {
+function record(probeSeq, sentAt, rtt, serverRtt = null, ackRtt = null) {
   const sent = round(Math.max(0, sentAt - startAt));
-  outbox.push([probeSeq, sent, rtt === null ? null : round(rtt), serverRtt === null ? null : round(serverRtt)]);
+  const rounded = (value) => (value === null ? null : round(value));
+  outbox.push([probeSeq, sent, rounded(rtt), rounded(serverRtt), rounded(ackRtt)]);
 }
 
 function sendProbe() {
@@ -99,11 +103,14 @@ function onEcho(probeSeq, probe, now) {
   }
 }
 
-function onReport(probeSeq, probe, serverRtt) {
+function believable(rtt) {
+  return typeof rtt === "number" && rtt >= 0 && rtt < timeoutMs ? rtt : null;
+}
+
+function onReport(probeSeq, probe, reply) {
   if (probe.rtt === null) return;  // the echo comes first on the same connection
   inFlight.delete(probeSeq);
-  const believable = typeof serverRtt === "number" && serverRtt >= 0 && serverRtt < timeoutMs;
-  record(probeSeq, probe.t, probe.rtt, believable ? serverRtt : null);
+  record(probeSeq, probe.t, probe.rtt, believable(reply.server_rtt_ms), believable(reply.ack_rtt_ms));
 }
 
 function onReply(event) {
@@ -116,7 +123,7 @@ function onReply(event) {
   }
   const probe = inFlight.get(reply && reply.seq);
   if (probe === undefined) return;  // settled already (lost or reported), or not ours
-  if ("server_rtt_ms" in reply) onReport(reply.seq, probe, reply.server_rtt_ms);
+  if ("server_rtt_ms" in reply) onReport(reply.seq, probe, reply);
   else if (probe.rtt === null && reply.t === probe.t) onEcho(reply.seq, probe, now);
   if (stopping && inFlight.size === 0) {
     flush();

@@ -47,7 +47,7 @@ export class SingleUserTest extends TestRun {
     this.mode = mode;
     this.schedule = schedule;
     this.ui = ui;
-    this.probes = [];           // {seq, phase, sent_ms, rtt_ms, client_rtt_ms, server_rtt_ms}
+    this.probes = [];           // {seq, phase, sent_ms, rtt_ms, client_rtt_ms, server_rtt_ms, ack_rtt_ms}
     this.groups = { down: null, up: null };
     this.counts = { down: 0, up: 0 };
     this.current = null;
@@ -138,9 +138,9 @@ export class SingleUserTest extends TestRun {
   addProbes(samples) {
     // rtt_ms is the round trip the page shows: the server's timing when there is
     // one, as the grade uses it; the submission sends both timings as measured.
-    const added = samples.map(([seq, sent, rtt, serverRtt]) => ({
+    const added = samples.map(([seq, sent, rtt, serverRtt, ackRtt]) => ({
       seq, phase: phaseAt(this.spans, sent), sent_ms: sent,
-      rtt_ms: serverRtt ?? rtt, client_rtt_ms: rtt, server_rtt_ms: serverRtt,
+      rtt_ms: serverRtt ?? rtt, client_rtt_ms: rtt, server_rtt_ms: serverRtt, ack_rtt_ms: ackRtt ?? null,
     }));
     this.probes.push(...added);
     this.emit("probes", added);
@@ -265,7 +265,7 @@ export class SingleUserTest extends TestRun {
     this.probes.sort((a, b) => a.seq - b.seq);
     this.submission = {
       token: this.session.token,
-      probes: this.probes.map((p) => [p.seq, p.phase, p.sent_ms, p.client_rtt_ms, p.server_rtt_ms]),
+      probes: this.probes.map((p) => [p.seq, p.phase, p.sent_ms, p.client_rtt_ms, p.server_rtt_ms, p.ack_rtt_ms]),
       throughput: this.throughputRows(),
       streams: { download: this.counts.down, upload: this.counts.up },
       lag: this.lagRows,

@@ -2,9 +2,10 @@
 
 The probe sends ``{"seq": n, "t": ms}`` (``t`` on the test clock) and the
 server echoes it unchanged; RTT = receive time - send time.  The server then
-times a WebSocket Ping behind the echo and reports that round trip, which
-the row keeps beside the client's own.  A probe with no answer within 2 s is lost: it stays in the log with ``rtt = None``, never
-with an invented round-trip time.  Each probe carries the phase it was sent
+times a WebSocket Ping behind the echo, and the kernel's acknowledgement of
+both, and reports those round trips, which the row keeps beside the
+client's own.  A probe with no answer within 2 s is lost: it stays in the
+log with ``rtt = None``, never with an invented round-trip time.  Each probe carries the phase it was sent
 in.  This module is the probe itself; ``lqos.client.prober`` runs it in a
 child process of its own.
 """
@@ -75,16 +76,24 @@ class ProbeLog:
         self._rows[seq][3] = round(max(rtt, 0.0), 3)
         return rtt
 
-    def reported(self, seq: int, server_rtt_ms: object, copy: object = None) -> None:
-        """Record the server's timing of *seq*'s round trip, of the *copy* that echoed it (ignored
-        unless awaited and sane)."""
+    def reported(self, seq: int, server_rtt_ms: object, copy: object = None, ack_rtt_ms: object = None) -> None:
+        """Record the server's timings of *seq*'s round trip, of the *copy* that echoed it (ignored
+        unless awaited; a timing that is not sane is left out).
+
+        The kernel's acknowledgement timing (*ack_rtt_ms*, the probe's only)
+        becomes the row's sixth item; a row without one stays five wide.
+        """
         awaited = self._awaiting_report.get(seq)
         if awaited is None or awaited[1] != copy:  # not awaited, or another copy's timing
             return
         del self._awaiting_report[seq]
-        if isinstance(server_rtt_ms, (int, float)) and not isinstance(server_rtt_ms, bool) \
-                and 0 <= server_rtt_ms < self.timeout_ms:
+        if self._sane(server_rtt_ms):
             self._rows[seq][4] = round(float(server_rtt_ms), 3)
+        if self._sane(ack_rtt_ms):
+            self._rows[seq].append(round(float(ack_rtt_ms), 3))
+
+    def _sane(self, rtt_ms: object) -> bool:
+        return isinstance(rtt_ms, (int, float)) and not isinstance(rtt_ms, bool) and 0 <= rtt_ms < self.timeout_ms
 
     def expire(self, now_ms: float) -> None:
         """Settle the probes that waited the timeout for their echo (lost) or their report."""
@@ -104,7 +113,7 @@ class ProbeLog:
         return len(self._awaiting_echo) + len(self._awaiting_report)
 
     def rows(self) -> list[list]:
-        """``[seq, phase, sent_ms, rtt_ms | None, server_rtt_ms | None]`` in send order."""
+        """``[seq, phase, sent_ms, rtt_ms | None, server_rtt_ms | None[, ack_rtt_ms]]`` in send order."""
         return [self._rows[seq] for seq in sorted(self._rows)]
 
 
@@ -219,7 +228,7 @@ class Prober:
             return
         if isinstance(seq, int):
             if "server_rtt_ms" in message:
-                self.log.reported(seq, message["server_rtt_ms"])
+                self.log.reported(seq, message["server_rtt_ms"], ack_rtt_ms=message.get("ack_rtt_ms"))
             else:
                 self.log.answered(seq, received)
         if not self._sending and self.log.pending == 0:

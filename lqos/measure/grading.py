@@ -5,6 +5,9 @@ client uploaded and stores/returns the dict it gets.  Grading lives here and
 only here; the browser and the CLI client show what this computed.
 
 The rules (docs/PROTOCOL.md, "The result"):
+- a probe's RTT is the server's timing of it: the kernel's timing of the
+  client's TCP acknowledgement where the test's acknowledgements agree with
+  its Pongs, else the Pong's; the client's own only when neither came;
 - baseline = median RTT of the baseline phase;
 - each loaded phase (download, upload, bidirectional; warm-ups excluded) gets
   percentiles, mean, jitter, loss and latency increase = p50 - baseline, and
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from itertools import pairwise
 from types import MappingProxyType
 
@@ -61,6 +64,15 @@ PLATEAU_GROWTH = 1.25
 # Fewer windows than this in a direction (2.25 s) say nothing about a plateau.
 MIN_PLATEAU_WINDOWS = 9
 PROBE_INTERVAL_MS = 100
+# The kernel's acknowledgement timing grades a test only where it agrees with
+# the Pong's on some probes of every phase: the tenth percentile of
+# (Pong - acknowledgement) must be under this.  On one path the Pong comes
+# right behind the acknowledgement whenever the client's network thread is
+# free (Firefox on a gigabit download: 0.3 ms at p10, 4 ms at p50); behind a
+# proxy that ends TCP, the acknowledgement times only the hop to the proxy,
+# and every Pong is later by the whole rest of the path.
+ACK_AGREEMENT_MS = 2.0
+ACK_AGREEMENT_PERCENTILE = 10
 
 # --------------------------------------------------------------------------
 # Grades
@@ -177,8 +189,11 @@ class ProbeSample:
     loading a gigabit line was 10 ms and more (Firefox).  So the grade uses
     the server's timing where there is one, also for an echo the client read
     after its deadline: the server's Pong says it had reached the device.
-    A probe with neither is lost: it counts as loss and is never turned
-    into a round-trip time.
+    ``ack_rtt_ms`` is the server kernel's timing of the client kernel's TCP
+    acknowledgement of the same echo and Ping, which not even a browser's
+    busy network thread delays; ``with_acknowledgement_timing`` decides
+    whether a test's probes are graded by it.  A probe with none of these is
+    lost: it counts as loss and is never turned into a round-trip time.
     """
 
     seq: int
@@ -186,6 +201,7 @@ class ProbeSample:
     sent_ms: float
     rtt_ms: float | None
     server_rtt_ms: float | None = None
+    ack_rtt_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.seq, int) or isinstance(self.seq, bool) or self.seq < 0:
@@ -196,10 +212,12 @@ class ProbeSample:
             _require_finite("probe rtt_ms", self.rtt_ms)
             if self.rtt_ms < 0:
                 raise ValueError(f"probe rtt_ms must not be negative, got {self.rtt_ms!r}")
-        if self.server_rtt_ms is not None:
-            _require_finite("probe server_rtt_ms", self.server_rtt_ms)
-            if self.server_rtt_ms < 0:
-                raise ValueError(f"probe server_rtt_ms must not be negative, got {self.server_rtt_ms!r}")
+        for name in ("server_rtt_ms", "ack_rtt_ms"):
+            value = getattr(self, name)
+            if value is not None:
+                _require_finite(f"probe {name}", value)
+                if value < 0:
+                    raise ValueError(f"probe {name} must not be negative, got {value!r}")
 
     @property
     def lost(self) -> bool:
@@ -310,14 +328,51 @@ def latency_figures(rtts: Sequence[float | None]) -> dict:
 def client_delay(probes: Iterable[ProbeSample], phase: str) -> dict:
     """How many of a phase's probes the server timed, and how much later the client saw them.
 
+    ``server_timed`` counts the probes with both the client's and the
+    server's timing, ``ack_timed`` those the kernel's acknowledgement timed.
     ``client_delay_p50_ms`` is the median of the client's RTT minus the
     server's over the probes that have both: the time the client itself
     added (a browser's busy content process, a starved CLI).  It is shown,
     not graded; None when the server timed none.
     """
-    both = [p.rtt_ms - p.server_rtt_ms for p in probes
-            if p.phase == phase and p.rtt_ms is not None and p.server_rtt_ms is not None]
-    return {"server_timed": len(both), "client_delay_p50_ms": stats.median(both) if both else None}
+    in_phase = [p for p in probes if p.phase == phase]
+    both = [p.rtt_ms - p.server_rtt_ms for p in in_phase if p.rtt_ms is not None and p.server_rtt_ms is not None]
+    return {"server_timed": len(both), "ack_timed": sum(1 for p in in_phase if p.ack_rtt_ms is not None),
+            "client_delay_p50_ms": stats.median(both) if both else None}
+
+
+def acknowledgement_agrees(probes: Sequence[ProbeSample]) -> bool:
+    """Whether the probes' acknowledgement timings crossed the same path as their Pongs.
+
+    True when some probes carry both, and in every phase that has any, the
+    Pong came within ``ACK_AGREEMENT_MS`` of the acknowledgement on at
+    least a tenth of them.
+    """
+    gaps: dict[str, list[float]] = {}
+    for probe in probes:
+        if probe.ack_rtt_ms is not None and probe.server_rtt_ms is not None:
+            gaps.setdefault(probe.phase, []).append(probe.server_rtt_ms - probe.ack_rtt_ms)
+    return bool(gaps) and all(stats.percentile(phase_gaps, ACK_AGREEMENT_PERCENTILE) < ACK_AGREEMENT_MS
+                              for phase_gaps in gaps.values())
+
+
+def with_acknowledgement_timing(probes: Sequence[ProbeSample]) -> tuple[tuple[ProbeSample, ...], str]:
+    """The probes as graded, and which timing grades them.
+
+    Where the acknowledgements agree with the Pongs (``acknowledgement_agrees``),
+    each probe's server timing becomes the earlier of the two: the Pong can
+    only add the client's own delay.  Otherwise the probes are graded as
+    they came.  The second value names the timing: ``"acknowledgement"``,
+    ``"pong"`` (the server timed Pongs only) or ``"echo"`` (the client's own).
+    """
+    if acknowledgement_agrees(probes):
+        graded = tuple(replace(p, server_rtt_ms=min(p.ack_rtt_ms, p.server_rtt_ms))
+                       if p.ack_rtt_ms is not None and p.server_rtt_ms is not None else p
+                       for p in probes)
+        return graded, "acknowledgement"
+    if any(p.server_rtt_ms is not None for p in probes):
+        return tuple(probes), "pong"
+    return tuple(probes), "echo"
 
 
 def throughput_figure(windows: Iterable[ThroughputWindow], phase: str, direction: str) -> dict:
@@ -565,7 +620,7 @@ def compute_result(
 ) -> dict:
     """Metrics, grades and use-case ratings of one test, as a JSON-ready dict."""
     limits = ReliabilityLimits(min_samples, max_loss_percent)
-    probes = tuple(probes)
+    probes, timing = with_acknowledgement_timing(tuple(probes))
     windows = tuple(windows)
     lags = tuple(lags)
     baseline = summarise_baseline(probes, limits)
@@ -579,6 +634,7 @@ def compute_result(
         "reason": overall["reason"],
         "grade_thresholds_ms": list(thresholds.as_tuple()),
         "limits": {"min_samples": limits.min_samples, "max_loss_percent": limits.max_loss_percent},
+        "graded_by": timing,
         "baseline": baseline,
         "phases": phases,
         "overall": overall,

@@ -3,7 +3,7 @@
 A result submission is JSON::
 
     {"token": "...",
-     "probes": [[seq, phase, sent_ms, rtt_ms_or_null, server_rtt_ms_or_null], ...],
+     "probes": [[seq, phase, sent_ms, rtt_ms_or_null, server_rtt_ms_or_null, ack_rtt_ms_or_null], ...],
      "throughput": [[phase, start_ms, "down" | "up", bytes], ...],
      "streams": {"download": N, "upload": N},
      "lag": [[start_ms, lag_ms], ...]}          optional: the client's timer lag per window
@@ -98,23 +98,28 @@ def _number_in(value: object, low: float, high: float, what: str) -> float:
 
 
 def _probes(value: object, duration_ms: float) -> tuple[ProbeSample, ...]:
-    rows = _ping_rows(value, "probes", duration_ms, PHASES, PROBE_TIMEOUT_MS, server_timed=True)
+    rows = _ping_rows(value, "probes", duration_ms, PHASES, PROBE_TIMEOUT_MS, server_timings=SERVER_TIMINGS)
     return tuple(ProbeSample(*row) for row in rows)
 
 
-def _ping_rows(value: object, what: str, duration_ms: float, phases: tuple[str, ...],
-               max_rtt_ms: float, server_timed: bool = False) -> tuple[tuple, ...]:
-    """``[seq, phase, sent_ms, rtt_ms | null]`` rows: seq unique, phase known, times in range.
+# What a probe row may carry after the client's own timing, in order.
+SERVER_TIMINGS = ("server_rtt_ms", "ack_rtt_ms")
 
-    With *server_timed*, a row may carry a fifth item, the server's timing of
-    the same round trip (``server_rtt_ms``, null when none came); a row of
-    four, as clients before it send, reads as null there.  A row whose echo
-    came after the client's deadline (``rtt_ms`` null) may still carry it:
-    the echo reached the device in time, and the client was late to read it.
+
+def _ping_rows(value: object, what: str, duration_ms: float, phases: tuple[str, ...],
+               max_rtt_ms: float, server_timings: tuple[str, ...] = ()) -> tuple[tuple, ...]:
+    """``[seq, phase, sent_ms, rtt_ms | null, ...]`` rows: seq unique, phase known, times in range.
+
+    A row may carry the server's timings of the same round trip, named by
+    *server_timings* (``server_rtt_ms``, then for a probe ``ack_rtt_ms``),
+    each null when none came; a shorter row, as older clients send, reads as
+    null there.  A row whose echo came after the client's deadline
+    (``rtt_ms`` null) may still carry them: the echo reached the device in
+    time, and the client was late to read it.
     """
     max_rows = int(duration_ms / PROBE_INTERVAL_MS * 1.5) + 50
-    widths = (4, 5) if server_timed else (4,)
-    shape = "[seq, phase, sent_ms, rtt_ms" + (", server_rtt_ms]" if server_timed else "]")
+    widths = range(4, 5 + len(server_timings))
+    shape = "[" + ", ".join(("seq", "phase", "sent_ms", "rtt_ms", *server_timings)) + "]"
     rows, seen = [], set()
     for index, item in enumerate(_list(value, what, max_rows)):
         where = f"{what}[{index}]"
@@ -130,13 +135,10 @@ def _ping_rows(value: object, what: str, duration_ms: float, phases: tuple[str, 
             raise SubmissionError(f"{where}: unknown phase {str(phase)[:40]!r}")
         sent = _number_in(sent_ms, 0, duration_ms + SCHEDULE_SLACK_MS, f"{where}: sent_ms")
         rtt = None if rtt_ms is None else _number_in(rtt_ms, 0, max_rtt_ms, f"{where}: rtt_ms")
-        if not server_timed:
-            rows.append((seq, phase, sent, rtt))
-            continue
-        server_rtt_ms = item[4] if len(item) == 5 else None
-        server_rtt = None if server_rtt_ms is None else _number_in(
-            server_rtt_ms, 0, max_rtt_ms, f"{where}: server_rtt_ms")
-        rows.append((seq, phase, sent, rtt, server_rtt))
+        timings = [*item[4:], *[None] * (4 + len(server_timings) - len(item))]
+        rows.append((seq, phase, sent, rtt, *(
+            None if timing is None else _number_in(timing, 0, max_rtt_ms, f"{where}: {name}")
+            for name, timing in zip(server_timings, timings, strict=True))))
     return tuple(rows)
 
 
@@ -226,7 +228,7 @@ def _persona_samples(value: object, what: str, duration_ms: float) -> PersonaSam
     seconds = int(duration_ms / 1000) + 8
     return PersonaSamples(
         pings=_ping_rows(value.get("pings", []), f"{what}.pings", duration_ms, HOUSEHOLD_PHASES,
-                         MAX_PERSONA_DEADLINE_MS, server_timed=True),
+                         MAX_PERSONA_DEADLINE_MS, server_timings=("server_rtt_ms",)),
         down_windows=_pairs(value.get("down", []), f"{what}.down", seconds, duration_ms, MAX_WINDOW_BYTES * 4),
         up_acks=_pairs(value.get("up_acks", []), f"{what}.up_acks", seconds, duration_ms, 2**50),
         bursts=_bursts(value.get("bursts", []), f"{what}.bursts", seconds),

@@ -6,11 +6,16 @@ no server clock.  Right after each echo the server also sends a WebSocket
 Ping on the same connection and times its Pong, which the client's network
 stack answers without waiting for the page: the same path through the
 network, without the time a busy browser takes to hand a message to its
-script.  The server tells the client that round trip
-(``{"seq": N, "server_rtt_ms": X}``) and the client submits both; the grade
-uses the server's.  Every connection is bounded: message size, message rate,
-idle time and lifetime.  A client that breaks a bound loses its own
-connection, nobody else's.  The HTTP side is bounded too: a request's line
+script.  The server also reads from the kernel how long the client's TCP
+took to acknowledge the segment that carried the echo and the Ping
+(``lqos/net/acktimer.py``), which even a browser's busy network thread
+cannot delay.  The server tells the client both round trips
+(``{"seq": N, "server_rtt_ms": X, "ack_rtt_ms": Y}``) and the client submits
+them with its own; the grade uses the server's (``lqos/measure/grading.py``).
+
+Every connection is bounded: message size, message rate, idle time and
+lifetime.  A client that breaks a bound loses its own connection, nobody
+else's.  The HTTP side is bounded too: a request's line
 and headers must arrive within ``HEAD_SECONDS`` (a byte-by-byte trickle
 would otherwise reset the idle timeout forever), and no request may carry a
 body (Twisted would spool any size of it to a temporary file).
@@ -30,6 +35,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from lqos.measure.units import SECONDS, MINUTES
+from lqos.net.acktimer import acknowledgement_rtt_ms, read_counters
 from lqos.net.ratelimit import TokenBucket
 from lqos.net.refusal import Refused, raw_response
 from lqos.net.sockets import send_small_messages_at_once
@@ -87,16 +93,21 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
         elif not self._bucket.take(self.factory.reactor.seconds()):
             self._close(CLOSE_TOO_MANY_PROBES, f"more than {PROBES_PER_SECOND} probes per second")
         else:
+            # The echo and its Ping leave in one segment (Twisted writes what a
+            # callback wrote at once), whose acknowledgement the kernel times.
+            before = read_counters(self.transport)
             self.sendMessage(payload, isBinary=False)
             # A Ping right behind the echo; onPong reports how long it took.
-            self.sendPing(self._pong_timer.ping_for(json.loads(payload)["seq"]))
+            self.sendPing(self._pong_timer.ping_for((json.loads(payload)["seq"], before)))
 
     def onPong(self, payload: bytes) -> None:
         timed = self._pong_timer.pong(payload)
         if timed is None or self.state != WebSocketProtocol.STATE_OPEN:
             return  # not a Ping of ours, or one forgotten
-        seq, rtt_ms = timed
-        report = {"seq": seq, "server_rtt_ms": rtt_ms}
+        (seq, before), rtt_ms = timed
+        # The Pong carries the acknowledgement of the segment, if none came before it.
+        ack_rtt_ms = acknowledgement_rtt_ms(before, read_counters(self.transport))
+        report = {"seq": seq, "server_rtt_ms": rtt_ms, "ack_rtt_ms": ack_rtt_ms}
         self.sendMessage(json.dumps(report, separators=(",", ":")).encode(), isBinary=False)
 
     def timeoutConnection(self) -> None:

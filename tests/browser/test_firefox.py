@@ -68,8 +68,11 @@ def test_a_quick_test_grades_every_phase_on_loopback(sponsored_daemon, firefox):
         phase = result["phases"][name]
         assert phase["loss_percent"] == 0, (name, phase)
         assert phase["grade"] is not None, (name, phase)
-        # Graded on the server's timing of the round trips, not on Firefox's delivery of the echoes.
+        # Graded on the server's timing of the round trips, not on Firefox's delivery of the echoes,
+        # nor on its network thread's Pongs: the kernel's acknowledgements.
         assert phase["server_timed"] >= 0.9 * phase["samples"], (name, phase)
+        assert phase["ack_timed"] >= 0.9 * phase["samples"], (name, phase)
+    assert result["graded_by"] == "acknowledgement"
     for name in ("download", "upload"):
         phase = result["phases"][name]
         assert phase["grade"] in ("A+", "A"), (name, phase["latency_increase_ms"], phase["p95_ms"])

@@ -68,6 +68,7 @@ def test_a_test_shows_the_stored_grade_and_its_share_link_opens_it(sponsored_dae
     for name in LOADED_PHASES:  # graded on the server's timing of the page's probes
         phase = record["result"]["phases"][name]
         assert phase["server_timed"] >= 0.9 * phase["samples"] > 0, (name, phase)
+        assert phase["ack_timed"] >= 0.5 * phase["samples"], (name, phase)  # the page submits the kernel's
     assert shown_phase_grades(page) == expected_phases
     assert page.url == share_link  # a reload shows the same result
     assert page.is_visible("#cdf-chart canvas")  # the distribution of the probes this page kept

@@ -52,6 +52,7 @@ def test_a_test_as_json_holds_every_figure_and_matches_the_share_link(shared_dae
         assert phase["sent"] >= 12 and phase["samples"] == phase["sent"] - phase["lost"]
         assert phase["grade"] in GRADES, (name, phase)
         assert phase["server_timed"] >= 0.9 * phase["samples"], (name, phase)  # the server timed the probes
+        assert phase["ack_timed"] >= 0.5 * phase["samples"], (name, phase)  # and the kernel most acks
         for direction in directions:
             throughput = phase["throughput_mbps"][direction]
             assert throughput["windows"] == 6, (name, direction, throughput)  # 1.5 s of 250 ms windows

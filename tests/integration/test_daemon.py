@@ -61,14 +61,21 @@ def test_probe_echoes_the_message_unchanged(shared_daemon):
 
 
 def test_probe_times_a_ping_behind_each_echo_and_reports_it(shared_daemon):
-    """The server's own timing of the round trip, answered by the client's WebSocket library."""
+    """The server's own timings of the round trip: the Pong the client's WebSocket library
+    answered, and the acknowledgement the client's kernel sent, which can only come first."""
+    acknowledged = []
     with connect(shared_daemon.child_url("probe", "/ws/probe", websocket=True), open_timeout=5) as ws:
-        for seq in (7, 8):
+        for seq in range(7, 17):
             ws.send(json.dumps({"seq": seq, "t": 1.0}))
             assert json.loads(ws.recv(timeout=5)) == {"seq": seq, "t": 1.0}
             report = json.loads(ws.recv(timeout=5))
-            assert set(report) == {"seq", "server_rtt_ms"} and report["seq"] == seq
+            assert set(report) == {"seq", "server_rtt_ms", "ack_rtt_ms"} and report["seq"] == seq
             assert 0 < report["server_rtt_ms"] < 1000
+            if report["ack_rtt_ms"] is not None:
+                acknowledged.append(report["ack_rtt_ms"])
+                assert 0 <= report["ack_rtt_ms"] <= report["server_rtt_ms"] + 0.01
+            time.sleep(0.02)
+    assert len(acknowledged) >= 5, acknowledged  # the kernel timed most of them
 
 
 def test_ping_is_readable_cross_origin_without_preflight(shared_daemon):

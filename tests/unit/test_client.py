@@ -242,6 +242,9 @@ def test_probe_log_keeps_the_servers_timing_beside_the_clients_own():
     assert log.rows()[:3] == [[0, "download", 0.0, 14.0, 1.25], [1, "download", 100.0, 20.0, None],
                               [2, "download", 200.0, 30.0, None]]
     assert log.pending == 1
+    log.answered(3, 340.0)
+    log.reported(3, 5.0, ack_rtt_ms=0.4)  # the kernel's acknowledgement: a sixth item
+    assert log.rows()[3] == [3, "download", 300.0, 40.0, 5.0, 0.4]
 
 
 @given(times)

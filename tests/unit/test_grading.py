@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lqos.measure import aim
 from lqos.measure.grading import (
+    ACK_AGREEMENT_MS,
     GRADES,
     LOADED_PHASES,
     PHASES,
@@ -286,6 +287,86 @@ def test_the_grade_uses_the_servers_timing_and_shows_what_the_client_added():
     assert client_timed["phases"]["download"]["client_delay_p50_ms"] is None
 
 
+def astuple_of(probe):
+    return (probe.seq, probe.phase, probe.sent_ms, probe.rtt_ms, probe.server_rtt_ms, probe.ack_rtt_ms)
+
+
+def timed_probes(network_ms, pong_hold_ms, ack_ms=None):
+    """A steady test whose Pongs come *pong_hold_ms(phase, i)* after the network's round trip.
+
+    *network_ms* maps a phase to its round trip; the kernel's acknowledgement
+    times *ack_ms(phase)* when given, else the network's.
+    """
+    probes = []
+    for phase in ("baseline", *LOADED_PHASES):
+        for i in range(STEADY):
+            network = network_ms[phase]
+            pong = network + pong_hold_ms(phase, i)
+            ack = network if ack_ms is None else ack_ms(phase)
+            probes.append(ProbeSample(len(probes), phase, len(probes) * 100.0, pong + 1.0, pong, ack))
+    return probes
+
+
+def firefox_hold(phase, i):
+    """Firefox's network thread on a gigabit download: most Pongs 4 ms late, some on time."""
+    return 0.1 if phase != "download" or i % 5 == 0 else 4.0
+
+
+def test_the_kernels_acknowledgement_grades_what_a_busy_browser_held_back():
+    network = {"baseline": 10.0, "download": 10.3, "upload": 10.2, "bidirectional": 10.4}
+    result = compute_result(timed_probes(network, firefox_hold), [])
+    download = result["phases"]["download"]
+    assert result["graded_by"] == "acknowledgement"
+    assert download["latency_increase_ms"] == pytest.approx(0.3)
+    assert download["grade"] == "A+"
+    assert download["ack_timed"] == STEADY
+    assert download["client_delay_p50_ms"] == pytest.approx(5.0)  # the echo's 1 ms and the Pong's 4
+    pong_only = compute_result([ProbeSample(*astuple_of(p)[:5]) for p in timed_probes(network, firefox_hold)], [])
+    assert pong_only["graded_by"] == "pong"
+    assert pong_only["phases"]["download"]["latency_increase_ms"] == pytest.approx(4.2)
+
+
+def test_behind_a_proxy_the_acknowledgement_is_not_trusted():
+    """A proxy ends TCP: its acknowledgements time the hop to it, the Pongs the whole path."""
+    network = {"baseline": 10.0, "download": 60.0, "upload": 10.0, "bidirectional": 60.0}
+    result = compute_result(timed_probes(network, lambda phase, i: 0.1, ack_ms=lambda phase: 0.05), [])
+    assert result["graded_by"] == "pong"
+    assert result["phases"]["download"]["latency_increase_ms"] == pytest.approx(50.0)
+    assert result["overall"]["grade"] == "B"
+
+
+def test_a_client_close_to_its_proxy_is_off_by_less_than_the_agreement_bound():
+    network = {"baseline": 1.5, "download": 1.5, "upload": 1.5, "bidirectional": 1.5}
+    result = compute_result(timed_probes(network, lambda phase, i: 0.1, ack_ms=lambda phase: 0.05), [])
+    assert result["graded_by"] == "acknowledgement"
+    assert abs(result["phases"]["download"]["latency_increase_ms"]) < ACK_AGREEMENT_MS
+
+
+
+@given(st.lists(st.tuples(st.sampled_from(("baseline", *LOADED_PHASES)), st.floats(0, 500), st.floats(0, 50),
+                          st.booleans()), min_size=1, max_size=80))
+def test_acknowledgements_only_ever_lower_what_the_pongs_would_grade(rows):
+    """Each probe: (phase, Pong ms, how much earlier its acknowledgement came, whether it has one)."""
+    probes = [ProbeSample(i, phase, i * 100.0, pong + 1.0, pong, max(pong - earlier, 0.0) if acked else None)
+              for i, (phase, pong, earlier, acked) in enumerate(rows)]
+    with_acks = compute_result(probes, [])
+    pongs_only = compute_result([ProbeSample(*astuple_of(p)[:5]) for p in probes], [])
+    if with_acks["graded_by"] == "pong":
+        for phase in LOADED_PHASES:
+            pongs_only["phases"][phase].pop("ack_timed")
+            with_acks["phases"][phase].pop("ack_timed")
+        assert with_acks["phases"] == pongs_only["phases"]
+    else:
+        assert with_acks["graded_by"] == "acknowledgement"
+        for phase in ("baseline", *LOADED_PHASES):
+            graded = [p for p in probes if p.phase == phase]
+            if graded:
+                figures = with_acks["phases"][phase] if phase != "baseline" else with_acks["baseline"]
+                before = pongs_only["phases"][phase] if phase != "baseline" else pongs_only["baseline"]
+                key = "median_ms" if phase == "baseline" else "p50_ms"
+                assert figures[key] <= before[key] + 1e-9
+
+
 def test_lost_probes_never_count_as_rtt():
     baseline = [10.0] * STEADY + [None] * 3
     download = [40.0] * STEADY + [None] * 2
@@ -298,6 +379,7 @@ def test_lost_probes_never_count_as_rtt():
         "lost": 3,
         "loss_percent": pytest.approx(300 / 23),
         "server_timed": 0,
+        "ack_timed": 0,
         "client_delay_p50_ms": None,
         "reliable": True,
         "reason": None,

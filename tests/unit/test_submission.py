@@ -39,6 +39,12 @@ def test_a_probe_row_may_carry_the_servers_timing_and_older_rows_still_read():
     assert [p.graded_rtt_ms for p in submission.probes] == [1.25, 11.0, 30.0]
 
 
+def test_a_probe_row_may_carry_the_kernels_acknowledgement_timing():
+    probes = [[0, "baseline", 0, 10.5, 1.25, 0.5], [1, "baseline", 100, 11.0, 1.5, None]]
+    submission = parse_submission(body(probes=probes), DURATION)
+    assert [p.ack_rtt_ms for p in submission.probes] == [0.5, None]
+
+
 def test_an_echo_the_client_read_too_late_counts_at_the_servers_timing():
     """The server's Pong came back, so the echo had reached the device: not lost, graded at 4 ms."""
     probes = [[0, "baseline", 0, None, 4.0], [1, "baseline", 100, None, None]]
@@ -53,13 +59,14 @@ def test_an_echo_the_client_read_too_late_counts_at_the_servers_timing():
         (b"[]", "JSON object"),
         (body(token=""), "token missing"),
         (body(probes="x"), "probes must be a list"),
-        (body(probes=[[0, "baseline", 0]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms]"),
+        (body(probes=[[0, "baseline", 0]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms, ack_rtt_ms]"),
         (body(probes=[[0, "nap", 0, 1]]), "unknown phase"),
         (body(probes=[[0, "baseline", 0, 1], [0, "baseline", 1, 1]]), "appears twice"),
         (body(probes=[[0, "baseline", 0, 2500]]), "rtt_ms 2500 is outside"),
         (body(probes=[[0, "baseline", 0, -1]]), "rtt_ms -1 is outside"),
         (body(probes=[[0, "baseline", 0, 10, 2500]]), "server_rtt_ms 2500 is outside"),
-        (body(probes=[[0, "baseline", 0, 10, 4.0, 1]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms]"),
+        (body(probes=[[0, "baseline", 0, 10, 4.0, -1]]), "ack_rtt_ms -1 is outside"),
+        (body(probes=[[0, "baseline", 0, 10, 4.0, 1, 1]]), "must be [seq, phase, sent_ms, rtt_ms, server_rtt_ms, ack_rtt_ms]"),
         (body(probes=[[0, "baseline", 1e9, 1]]), "sent_ms"),
         (body(probes=[[True, "baseline", 0, 1]]), "seq must be a whole number"),
         (body(probes=[[i, "baseline", 0, 1] for i in range(400)]), "at most"),
