@@ -65,14 +65,15 @@ PLATEAU_GROWTH = 1.25
 MIN_PLATEAU_WINDOWS = 9
 PROBE_INTERVAL_MS = 100
 # The kernel's acknowledgement timing grades a test only where it agrees with
-# the Pong's on some probes of every phase: the tenth percentile of
-# (Pong - acknowledgement) must be under this.  On one path the Pong comes
+# the Pong's in every phase: on at least one probe of each, the Pong came
+# back less than this after the acknowledgement.  On one path the Pong comes
 # right behind the acknowledgement whenever the client's network thread is
-# free (Firefox on a gigabit download: 0.3 ms at p10, 4 ms at p50); behind a
-# proxy that ends TCP, the acknowledgement times only the hop to the proxy,
-# and every Pong is later by the whole rest of the path.
+# free: Firefox on a gigabit download, with the load workers beside it on two
+# cores, held its Pongs 4.4 ms at p50 and 0.7 ms at p10, but 0.23 ms at the
+# least (the p10 of another run's phase came to over 2 ms).  Behind a proxy
+# that ends TCP, the acknowledgement times only the hop to the proxy, and
+# every Pong is later by the whole rest of the path, its queue included.
 ACK_AGREEMENT_MS = 2.0
-ACK_AGREEMENT_PERCENTILE = 10
 
 # --------------------------------------------------------------------------
 # Grades
@@ -346,14 +347,13 @@ def acknowledgement_agrees(probes: Sequence[ProbeSample]) -> bool:
 
     True when some probes carry both, and in every phase that has any, the
     Pong came within ``ACK_AGREEMENT_MS`` of the acknowledgement on at
-    least a tenth of them.
+    least one of them.
     """
     gaps: dict[str, list[float]] = {}
     for probe in probes:
         if probe.ack_rtt_ms is not None and probe.server_rtt_ms is not None:
             gaps.setdefault(probe.phase, []).append(probe.server_rtt_ms - probe.ack_rtt_ms)
-    return bool(gaps) and all(stats.percentile(phase_gaps, ACK_AGREEMENT_PERCENTILE) < ACK_AGREEMENT_MS
-                              for phase_gaps in gaps.values())
+    return bool(gaps) and all(min(phase_gaps) < ACK_AGREEMENT_MS for phase_gaps in gaps.values())
 
 
 def with_acknowledgement_timing(probes: Sequence[ProbeSample]) -> tuple[tuple[ProbeSample, ...], str]:

@@ -78,6 +78,17 @@ def test_probe_times_a_ping_behind_each_echo_and_reports_it(shared_daemon):
     assert len(acknowledged) >= 5, acknowledged  # the kernel timed most of them
 
 
+def test_behind_a_proxy_the_probe_times_no_acknowledgement(shared_daemon):
+    """A proxy ends TCP: the acknowledgements would be the proxy's, so none is timed."""
+    url = shared_daemon.child_url("probe", "/ws/probe", websocket=True)
+    with connect(url, open_timeout=5, additional_headers={"X-Forwarded-For": "203.0.113.7"}) as ws:
+        for seq in range(3):
+            ws.send(json.dumps({"seq": seq, "t": 1.0}))
+            ws.recv(timeout=5)
+            report = json.loads(ws.recv(timeout=5))
+            assert report["server_rtt_ms"] > 0 and report["ack_rtt_ms"] is None
+
+
 def test_ping_is_readable_cross_origin_without_preflight(shared_daemon):
     import urllib.request
 

@@ -87,7 +87,16 @@ HOUSEHOLD_SCENARIOS = (
     Link.with_queue_delay("20/5 deep", 20, 5, 250),
     Link.with_queue_delay("10/2 deep", 10, 2, 300),
 )
-DAEMON_CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\n"
+# The load workers at nice 0, as iperf3's server runs.  A server's nice 10 ranks
+# them below its own probe and API; here the server also shares two cores with
+# the customer's browser, which no real server does, and at nice 10 a browser
+# downloading at a gigabit starved them: their sockets went app-limited (a few
+# hundred kB in flight against cwnds of megabytes, `ss -ti`), the cable row's
+# 12.5 MB FIFO filled to +22-37 ms where four iperf3 flows fill it to +75-105,
+# and the page read A at 853-903 Mbit/s where the line is C.  At nice 0 the page
+# read 944-948 Mbit/s, and +33 and +84 ms in two runs (ping +33 and +85: the
+# deep FIFO's sawtooth, as iperf3's own runs show).
+DAEMON_CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\nload_worker_nice=0\n"
 
 
 @dataclass

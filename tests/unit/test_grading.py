@@ -326,6 +326,15 @@ def test_the_kernels_acknowledgement_grades_what_a_busy_browser_held_back():
     assert pong_only["phases"]["download"]["latency_increase_ms"] == pytest.approx(4.2)
 
 
+def test_one_pong_close_to_its_acknowledgement_per_phase_shows_the_same_path():
+    """A browser that held every Pong of the download but one by 8 ms is still graded by the kernel."""
+    network = {"baseline": 10.0, "download": 10.3, "upload": 10.2, "bidirectional": 10.4}
+    hold = lambda phase, i: 8.0 if phase == "download" and i else 0.1  # noqa: E731
+    result = compute_result(timed_probes(network, hold), [])
+    assert result["graded_by"] == "acknowledgement"
+    assert result["phases"]["download"]["latency_increase_ms"] == pytest.approx(0.3)
+
+
 def test_behind_a_proxy_the_acknowledgement_is_not_trusted():
     """A proxy ends TCP: its acknowledgements time the hop to it, the Pongs the whole path."""
     network = {"baseline": 10.0, "download": 60.0, "upload": 10.0, "bidirectional": 60.0}
