@@ -70,7 +70,9 @@ PROBE_INTERVAL_MS = 100
 # right behind the acknowledgement whenever the client's network thread is
 # free: Firefox on a gigabit download, with the load workers beside it on two
 # cores, held its Pongs 4.4 ms at p50 and 0.7 ms at p10, but 0.23 ms at the
-# least (the p10 of another run's phase came to over 2 ms).  Behind a proxy
+# least.  (A rule on the tenth percentile read one such run's download at
+# +11.7 ms where ping read +0.1: Pong-like, so most likely a fallback; that
+# run kept no result to check.)  Behind a proxy
 # that ends TCP, the acknowledgement times only the hop to the proxy, and
 # every Pong is later by the whole rest of the path, its queue included.
 ACK_AGREEMENT_MS = 2.0
