@@ -64,10 +64,14 @@ CLOSE_BAD_PROBE = 4400
 CLOSE_TOO_MANY_PROBES = 4429
 
 
-def is_probe(payload: bytes) -> bool:
-    """A probe is a JSON object with a whole-number ``seq`` and a numeric ``t``."""
+def probe_message(payload: bytes) -> dict | None:
+    """The probe in *payload*: a JSON object with a whole-number ``seq`` and a numeric ``t``; else None."""
     message = json_object(payload)
-    return message is not None and is_echo_request(message)
+    return message if message is not None and is_echo_request(message) else None
+
+
+def is_probe(payload: bytes) -> bool:
+    return probe_message(payload) is not None
 
 
 # Headers a reverse proxy adds.  A proxy ends TCP, so the acknowledgements
@@ -98,7 +102,8 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
             # still delivers it, and raises if it is echoed.
             return
         self.resetTimeout()
-        if isBinary or not is_probe(payload):
+        probe = None if isBinary else probe_message(payload)
+        if probe is None:
             self._close(CLOSE_BAD_PROBE, "a probe is a JSON text message {seq, t}")
         elif not self._bucket.take(self.factory.reactor.seconds()):
             self._close(CLOSE_TOO_MANY_PROBES, f"more than {PROBES_PER_SECOND} probes per second")
@@ -108,7 +113,7 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
             before = read_counters(self.transport) if self._times_acknowledgements else None
             self.sendMessage(payload, isBinary=False)
             # A Ping right behind the echo; onPong reports how long it took.
-            self.sendPing(self._pong_timer.ping_for((json.loads(payload)["seq"], before)))
+            self.sendPing(self._pong_timer.ping_for((probe["seq"], before)))
 
     def onPong(self, payload: bytes) -> None:
         timed = self._pong_timer.pong(payload)
@@ -116,7 +121,7 @@ class ProbeEchoProtocol(WebSocketServerProtocol, TimeoutMixin):
             return  # not a Ping of ours, or one forgotten
         (seq, before), rtt_ms = timed
         # The Pong carries the acknowledgement of the segment, if none came before it.
-        ack_rtt_ms = acknowledgement_rtt_ms(before, read_counters(self.transport))
+        ack_rtt_ms = None if before is None else acknowledgement_rtt_ms(before, read_counters(self.transport))
         report = {"seq": seq, "server_rtt_ms": rtt_ms, "ack_rtt_ms": ack_rtt_ms}
         self.sendMessage(json.dumps(report, separators=(",", ":")).encode(), isBinary=False)
 
