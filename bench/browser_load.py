@@ -39,7 +39,7 @@ sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "browser
 from bare_chromium import BareChromium  # noqa: E402
 from bare_firefox import BareFirefox  # noqa: E402
 from daemon import start_daemon  # noqa: E402
-from reference_page import REFERENCE_PAGE, reference_mbps  # noqa: E402
+from reference_page import REFERENCE_PAGE, reference_bytes, reference_mbps  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONFIG = "max_concurrent_tests_per_ip=100\nmax_tests_per_hour_per_ip=10000\n"
@@ -154,8 +154,8 @@ def reference(browser, daemon, direction: str, seconds: float, streams: int) -> 
         began = time.time()
         answer = browser.evaluate(REFERENCE_PAGE, {"direction": direction, "seconds": seconds, "streams": streams})
         ended = time.time()
-    mbps = reference_mbps(answer, direction)
-    return mbps, per_gb(sampler.browser_between(began, ended), answer["bytes"] * 8 / answer["seconds"] / 1e6,
+    mbps = reference_mbps(answer)[direction]
+    return mbps, per_gb(sampler.browser_between(began, ended), reference_bytes(answer) * 8 / answer["seconds"] / 1e6,
                         ended - began)
 
 

@@ -12,8 +12,8 @@ driver runs there too: this file is also the script ``ip netns exec`` runs.
     python tests/testbed/browser_client.py --browser firefox --url URL --schedule short [--mode household]
 
 prints ``{"share_id": ..., "started_unix_ms": ...}``; with ``--reference down``
-(or ``up``) it runs the reference page instead (``reference_page.py``) and
-prints ``{"mbps": ...}``.
+(or ``up``, or ``both``) it runs the reference page instead (``reference_page.py``)
+and prints ``{"mbps": {"down": ..., "up": ...}}``, with the directions it loaded.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def run_page_test(bed, server_url: str, schedule: str, browser: str, mode: str =
     return record, {"started_unix": answer["started_unix_ms"] / 1000.0, "phases": record_phases(record)}
 
 
-def run_reference_page(bed, server_url: str, browser: str, direction: str, seconds: float = 5.0) -> float:
-    """Mbit/s of the reference page in *browser* inside the client namespace, in one direction."""
+def run_reference_page(bed, server_url: str, browser: str, direction: str, seconds: float = 5.0) -> dict[str, float]:
+    """Mbit/s per direction of the reference page in *browser* inside the client namespace,
+    loading *direction*: ``down``, ``up`` or ``both``."""
     argv = ["ip", "netns", "exec", bed.client, sys.executable, str(Path(__file__).resolve()),
             "--browser", browser, "--url", server_url, "--reference", direction, "--seconds", str(seconds)]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90)
@@ -75,7 +76,7 @@ def drive_reference(browser: str, url: str, direction: str, seconds: float) -> d
 
         page.goto(f"{url}/", timeout=30)
         answer = page.evaluate(REFERENCE_PAGE, {"direction": direction, "seconds": seconds, "streams": PAGE_STREAMS})
-        return {"mbps": reference_mbps(answer, direction)}
+        return {"mbps": reference_mbps(answer)}
     finally:
         page.close()
 
@@ -105,7 +106,8 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--schedule", choices=tuple(RESULT_TIMEOUT), default="short")
     parser.add_argument("--mode", choices=("single_user", "virtual_household"), default="single_user")
-    parser.add_argument("--reference", choices=("down", "up"), help="run the reference page in this direction")
+    parser.add_argument("--reference", choices=("down", "up", "both"),
+                        help="run the reference page in this direction")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the reference page runs")
     options = parser.parse_args()
     if options.reference:
