@@ -38,10 +38,11 @@ run: install
 	$(BIN)/twistd --nodaemon --pidfile= lqos-bufferbloat --port tcp:8000 --data-dir var
 
 # Debian packages the tests drive: the browsers, Chromium and Firefox ESR (and an emoji font for the persona
-# icons in screenshots), and ping, iperf3, irtt (UDP round trips at a game's rate) and gcc (the delay line)
-# for the accuracy testbed.
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/firefox-esr /usr/bin/ping /usr/bin/iperf3 /usr/bin/irtt /usr/bin/gcc /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
-SYSTEM_PACKAGES := chromium firefox-esr iputils-ping iperf3 irtt gcc libc6-dev fonts-noto-color-emoji
+# icons in screenshots), PostgreSQL's server (the fleet's tests start throwaway ones, tests/postgres.py),
+# and ping, iperf3, irtt (UDP round trips at a game's rate) and gcc (the delay line) for the accuracy testbed.
+# A glob in SYSTEM_TOOLS is expanded by the shell: any installed major version of PostgreSQL will do.
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/firefox-esr /usr/bin/ping /usr/bin/iperf3 /usr/bin/irtt /usr/bin/gcc /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/lib/postgresql/*/bin/initdb
+SYSTEM_PACKAGES := chromium firefox-esr iputils-ping iperf3 irtt gcc libc6-dev fonts-noto-color-emoji postgresql
 
 system-packages:
 	@for tool in $(SYSTEM_TOOLS); do test -e $$tool || missing=1; done; \

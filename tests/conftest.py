@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from daemon import REPO, SINGLE_USER_ONLY, Daemon, free_ports, start_daemon
+from postgres import Cluster
 
 # No per-example deadline: the unit tests share two cores with daemons and browsers, where one
 # example of test_keeping_up took 256 ms against hypothesis's 200 ms default. Speed is measured in
@@ -130,3 +131,20 @@ def daemon_with_fifth_persona(tmp_path):
     daemon.child_ports["cloud_gaming"] = port
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of this test process's own (tests/postgres.py), removed at the end."""
+    cluster = Cluster(free_ports(1)[0])
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def fleet_database(postgres) -> str:
+    """The URL of a new, empty database on that server: a fleet's telemetry_database."""
+    return postgres.new_database()

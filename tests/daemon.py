@@ -179,14 +179,17 @@ def twistd_command(*plugin_args: str) -> list[str]:
 
 
 def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str, str] | None = None,
-                 extra_args: tuple[str, ...] = (), env: dict | None = None, as_deployed: bool = False) -> Daemon:
+                 extra_args: tuple[str, ...] = (), env: dict | None = None, as_deployed: bool = False,
+                 ports: list[int] | None = None) -> Daemon:
     """Start the daemon, wait until ``/api/health`` says every child runs.
 
     Its config is *config_text* and ``TEST_CONFIG_DEFAULTS`` for the keys it
     does not name; *as_deployed* (benchmarks) leaves the defaults out, so the
-    daemon runs as an operator's does.
+    daemon runs as an operator's does.  *ports* (main, then CHILD_ROLES'), from
+    :func:`free_ports`, are for daemons that must know each other's before they start.
     """
-    main_port, *ports = free_ports(1 + len(CHILD_ROLES))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    main_port, *ports = ports or free_ports(1 + len(CHILD_ROLES))
     child_ports = dict(zip(CHILD_ROLES, ports))
     data_dir = tmp_path / "var"
     args = ["--port", f"tcp:{main_port}:interface=127.0.0.1", "--data-dir", str(data_dir),

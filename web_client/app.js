@@ -6,6 +6,7 @@
 //              a single-user or a household result, as its "mode" says
 
 import { showSponsor } from "./sponsor.js";
+import { ServerChoice } from "./servers.js";
 import { SingleUserTest } from "./runner.js";
 import { LatencyChart, cdfChart, latencyLegend, loadUPlot, renderLegend } from "./charts.js";
 import { renderResult } from "./results.js";
@@ -517,6 +518,8 @@ class TestPage {
     else {
       this.showStart();
       this.showOfferedSchedules();
+      new ServerChoice({ field: $("server-choice"), select: $("server-select"), status: $("server-status") },
+                       location).open();
     }
   }
 }

@@ -155,6 +155,7 @@ export function renderHouseholdResult(record, { shared = false, profiles = [] } 
     `${Math.round(record.duration_seconds || 0)} s household schedule`,
     `${Object.keys(scores).length} members`,
     `test ${record.test_id}`,
+    ...(record.server_id ? [`server ${record.server_id}`] : []),
   ].join(" · ");
 }
 

@@ -161,6 +161,7 @@ export function renderResult(record, { shared = false } = {}) {
     `${Math.round(record.duration_seconds || 0)} s schedule`,
     `parallel streams: ${streams.download ?? "–"} download, ${streams.upload ?? "–"} upload`,
     `test ${record.test_id}`,
+    ...(record.server_id ? [`server ${record.server_id}`] : []),
   ].join(" · ");
 
   renderPercentiles(document.getElementById("percentile-view"), result);

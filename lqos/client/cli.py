@@ -2,7 +2,10 @@
 
 Runs the same single-user test as the browser, or with ``--mode household``
 the virtual household (both in docs/PROTOCOL.md), against a server at
-URL and prints the result the server computed.  Exit codes:
+URL and prints the result the server computed.  With ``--server auto`` it
+tests against the nearest server of the fleet URL lists (or ``--server
+LABEL``, a chosen one); ``--list-servers`` lists them with their round trips.
+Exit codes:
 0 a result was printed; 1 the test failed (server gone, network failure,
 bad answer), with one line on stderr and no grade; 2 the server refused
 to start a test, now (429) or in the mode and schedule asked for (400), or
@@ -24,6 +27,7 @@ from lqos.client.http import Http, describe_error
 from lqos.client.prober import ChildProber
 from lqos.client.report import render
 from lqos.client.runner import CEILING_MBPS, Refused, ceilings_mbps, run_test, start_test, submit
+from lqos.client.servers import fleet_servers, render_servers, resolve, timed
 
 PROG = "lqos-bufferbloat-test"
 EXIT_FAILED = 1
@@ -57,6 +61,12 @@ def schedule_name(text: str) -> str:
     return text
 
 
+def server_choice(text: str) -> str:
+    if not 0 < len(text) <= 64 or not text.isprintable():
+        raise argparse.ArgumentTypeError("must be auto or a server's label")
+    return text
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description="Measure bufferbloat against an lqos-bufferbloat server.")
     parser.add_argument("url", type=base_url, help="the server, e.g. https://test.isp.example")
@@ -76,6 +86,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help=f"move at most N Mbit/s each way (default and most {CEILING_MBPS:g}, "
                              "the highest rate the server accepts); in a household test it caps only "
                              "the bulk persona's (updates) download")
+    fleet = parser.add_mutually_exclusive_group()
+    fleet.add_argument("--server", type=server_choice, metavar="auto|LABEL",
+                       help="test against a server of the fleet URL lists at /api/servers: auto, the one "
+                            "with the least round trip, or the one with this label")
+    fleet.add_argument("--list-servers", action="store_true",
+                       help="list the fleet's servers with their round trips, and test nothing")
     parser.add_argument("--timeline", metavar="PATH",
                         help="also write the test's start time (Unix seconds) and phases to PATH as JSON")
     return parser.parse_args(argv)
@@ -125,9 +141,38 @@ def write_timeline(path: str, started_unix: float, phases: list) -> None:
         json.dump({"started_unix": started_unix, "phases": phases}, handle)
 
 
+async def list_servers(reactor, options: argparse.Namespace) -> str:
+    http = Http(reactor, options.cafile)
+    try:
+        server_id, servers = await fleet_servers(http, options.url)
+        if not servers:
+            return f"{options.url} ({server_id}) lists no other servers.\n"
+        return render_servers(await timed(http, servers))
+    finally:
+        await http.close()
+
+
+async def chosen_url(reactor, options: argparse.Namespace) -> str:
+    """The base URL to test against: URL itself, or the fleet's server ``--server`` chose."""
+    http = Http(reactor, options.cafile)
+    try:
+        url, server = await resolve(http, options.url, options.server)
+    finally:
+        await http.close()
+    if server is not None and not options.json:
+        rtt = "" if server.rtt_ms is None else f", {server.rtt_ms:.1f} ms away"
+        sys.stderr.write(f"Testing against {server.label} ({server.url}{rtt})\n")
+    return url
+
+
 async def main_async(reactor, options: argparse.Namespace) -> None:
     household = options.mode == "household"
     try:
+        if options.list_servers:
+            sys.stdout.write(await list_servers(reactor, options))
+            return
+        if options.server:
+            options.url = await chosen_url(reactor, options)
         if household:
             body, ceilings = await run_household_mode(reactor, options), {}
         else:

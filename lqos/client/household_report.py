@@ -5,7 +5,7 @@ Only shows what the server computed: nothing is graded here.
 
 from __future__ import annotations
 
-from lqos.client.report import caveat_notes, ms, rate
+from lqos.client.report import caveat_notes, ms, provenance_lines, rate
 
 HEADINGS = ("persona", "grade", "p50 incr", "p95 incr", "loss", "delivered / target", "video segments")
 RIGHT_ALIGNED = {2, 3, 4}
@@ -90,6 +90,4 @@ def render_household(record: dict, base_url: str) -> str:
     lines += caveat_notes(result)
     if result["interrupted"]:
         lines.append(f"Interrupted (not graded): {', '.join(result['interrupted'])}")
-    if record.get("share_id"):
-        lines.append(f"Share: {base_url}/r/{record['share_id']}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + provenance_lines(record, base_url)) + "\n"

@@ -102,6 +102,14 @@ def render(record: dict, base_url: str, ceilings: dict[str, float] | None = None
     streams = record.get("streams") or {}
     lines.append(f"Streams: {streams.get('download', 0)} download, {streams.get('upload', 0)} upload "
                  f"(the warm-ups' count, at least the server's minimum)")
+    return "\n".join(lines + provenance_lines(record, base_url)) + "\n"
+
+
+def provenance_lines(record: dict, base_url: str) -> list[str]:
+    """Which server ran the test, and its share link there."""
+    lines = []
+    if record.get("server_id"):
+        lines.append(f"Server: {record['server_id']} ({base_url})")
     if record.get("share_id"):
         lines.append(f"Share: {base_url}/r/{record['share_id']}")
-    return "\n".join(lines) + "\n"
+    return lines

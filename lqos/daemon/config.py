@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
@@ -31,6 +32,24 @@ MIN_SECRET_CHARS = 16
 _KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]*\Z")
 _ENDPOINT_PATTERN = re.compile(r"(tcp|tcp6|ssl|unix|systemd):\S+\Z")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_SERVER_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+
+
+MAX_FLEET_SERVERS = 64
+MAX_SERVERS_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FleetServer:
+    """One server a customer may be sent to: its label, public base URL, and where to time it.
+
+    An empty ``ping_url`` means the probe's ``/ping`` at the URL's host on
+    this server's ``probe_port`` (a fleet's servers share their ports).
+    """
+
+    label: str
+    url: str
+    ping_url: str = ""
 
 
 class ConfigError(ValueError):
@@ -57,6 +76,22 @@ class Config:
     central_url: str = ""
     telemetry_max_tests: int = 1000
     outbox_retry_seconds: float = 5.0
+    # A fleet of servers shares one PostgreSQL database (lqos/telemetry/fleet.py):
+    # ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=...]``.  Empty: this
+    # server's SQLite file in data_dir is the only store, as for a single server.
+    telemetry_database: str = ""
+    # This server's name in a fleet, stamped on every test it stores; empty
+    # means the host name (lqos.daemon.service.server_id).
+    server_id: str = ""
+    # What the fleet's database keeps, for every server together: the newest
+    # fleet_max_tests tests, none older than fleet_max_age_days (0: no age limit).
+    fleet_max_tests: int = 1_000_000
+    fleet_max_age_days: int = 90
+    # The fleet's servers the page and the CLI choose among, by round-trip time:
+    # ``servers=LABEL=URL, LABEL=URL`` or ``servers_file=`` (a JSON list of
+    # {"label", "url"[, "ping_url"]}).  Empty: this server alone, no choice shown.
+    servers: tuple[FleetServer, ...] = ()
+    servers_file: str = ""
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     port: str = "tcp:8000"
     listen_address: str = ""
@@ -219,6 +254,79 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(networks)
 
 
+def _database_url(raw: str) -> str:
+    """Empty (this server's SQLite file) or a libpq ``postgresql://`` URL."""
+    raw = _text(2048)(raw.strip())
+    if not raw:
+        return raw
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise ValueError("must be empty (SQLite in data_dir) or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB")
+    return raw
+
+
+def _server_id(raw: str) -> str:
+    raw = raw.strip()
+    if raw and not _SERVER_ID_PATTERN.match(raw):
+        raise ValueError(f"{raw[:60]!r} must be 1 to 64 letters, digits, dots, dashes or underscores")
+    return raw
+
+
+def _base_url(raw: str) -> str:
+    """An http(s) URL with a host and nothing after its path's root, without the trailing slash."""
+    url = _http_url(raw.strip())
+    parts = urlsplit(url)
+    if not url or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ValueError(f"{raw[:80]!r} must be a base URL such as https://test.example.net")
+    return url.rstrip("/")
+
+
+def _fleet_server(label: str, url: str, ping_url: str = "") -> FleetServer:
+    label = _text(64)(label.strip())
+    if not label:
+        raise ValueError("a server needs a label")
+    return FleetServer(label, _base_url(url), _http_url(ping_url) if ping_url else "")
+
+
+def _fleet_servers(servers: list[FleetServer]) -> tuple[FleetServer, ...]:
+    if len(servers) > MAX_FLEET_SERVERS:
+        raise ValueError(f"more than {MAX_FLEET_SERVERS} servers")
+    for seen, key in (({s.label for s in servers}, "label"), ({s.url for s in servers}, "URL")):
+        if len(seen) < len(servers):
+            raise ValueError(f"two servers have the same {key}")
+    return tuple(servers)
+
+
+def _servers(raw: str) -> tuple[FleetServer, ...]:
+    """``LABEL=URL, LABEL=URL``: a label ends at its first ``=``."""
+    servers = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        label, equals, url = item.partition("=")
+        if not equals:
+            raise ValueError(f"{item[:80]!r} is not LABEL=URL")
+        servers.append(_fleet_server(label, url))
+    return _fleet_servers(servers)
+
+
+def parse_servers_json(text: str) -> tuple[FleetServer, ...]:
+    """``servers_file``'s content: ``[{"label": ..., "url": ..., "ping_url": ... (optional)}, ...]``."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if not isinstance(document, list) or not all(isinstance(item, dict) for item in document):
+        raise ValueError('must be a JSON list of {"label": ..., "url": ...} objects')
+    servers = []
+    for number, item in enumerate(document, start=1):
+        if set(item) - {"label", "url", "ping_url"} or not all(isinstance(v, str) for v in item.values()):
+            raise ValueError(f"server {number}: only the strings label, url and ping_url are known")
+        try:
+            servers.append(_fleet_server(item.get("label", ""), item.get("url", ""), item.get("ping_url", "")))
+        except ValueError as error:
+            raise ValueError(f"server {number}: {error}") from None
+    return _fleet_servers(servers)
+
+
 def _thresholds(raw: str) -> GradeThresholds:
     return GradeThresholds.from_sequence([part.strip() for part in raw.split(",")])
 
@@ -237,6 +345,12 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "central_url": _http_url,
     "telemetry_max_tests": _int_between(1, 1_000_000),
     "outbox_retry_seconds": _seconds_between(0.01, 3600),
+    "telemetry_database": _database_url,
+    "server_id": _server_id,
+    "fleet_max_tests": _int_between(1, 1_000_000_000),
+    "fleet_max_age_days": _int_between(0, 100_000),
+    "servers": _servers,
+    "servers_file": _path,
     "trusted_proxies": _networks,
     "port": _endpoint,
     "listen_address": _ip_address_or_empty,
@@ -342,7 +456,27 @@ def load_config(path: str | None, overrides: Mapping[str, str] = {}) -> tuple[Co
     config = Config(**parsed.values)
     config = apply_overrides(config, overrides, "command line")
     _check_ports_distinct(config, path or "command line")
-    return config, parsed.warnings
+    return _with_servers_file(config, path or "command line"), parsed.warnings
+
+
+def _with_servers_file(config: Config, source: str) -> Config:
+    """*config* with ``servers`` read from ``servers_file``, when that is set."""
+    if not config.servers_file:
+        return config
+    if config.servers:
+        raise ConfigError(source, None, "set servers or servers_file, not both")
+    try:
+        with open(config.servers_file, "rb") as handle:
+            data = handle.read(MAX_SERVERS_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(config.servers_file, None, f"cannot read: {error.strerror}") from None
+    if len(data) > MAX_SERVERS_FILE_BYTES:
+        raise ConfigError(config.servers_file, None, f"larger than {MAX_SERVERS_FILE_BYTES} bytes")
+    try:
+        servers = parse_servers_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ConfigError(config.servers_file, None, str(error)) from None
+    return dataclasses.replace(config, servers=servers)
 
 
 def child_ports(config: Config) -> dict[str, int]:

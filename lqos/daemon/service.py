@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
+import re
 import resource
+import socket
 import sys
 from pathlib import Path
 
@@ -80,8 +83,16 @@ def session_limits(config: Config) -> SessionLimits:
     )
 
 
+def server_id(config: Config) -> str:
+    """``server_id``, or this host's name made to fit its rule (lqos/daemon/config.py)."""
+    if config.server_id:
+        return config.server_id
+    return re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64] or "lqos-bufferbloat"
+
+
 def make_service(config: Config, reactor) -> MultiService:
     """The supervisor (children start first) and the main HTTP port."""
+    config = dataclasses.replace(config, server_id=server_id(config))
     top = MultiService()
     secret = load_or_create_secret(config.data_dir)
     household = Household.from_config(config, discover_personas() if config.virtual_household else {})
@@ -91,10 +102,11 @@ def make_service(config: Config, reactor) -> MultiService:
                             on_message=child_message_router(registry, household),
                             silent_after=CHILD_SILENT_SECONDS)
     supervisor.setServiceParent(top)
-    telemetry = TelemetryService(config, reactor, supervisor.snapshot)
+    telemetry = TelemetryService(config, reactor, supervisor.snapshot, config.server_id)
     telemetry.setServiceParent(top)
-    app = MainApp(config, supervisor, clock=reactor, registry=registry, store=telemetry.store,
-                  telemetry=telemetry.api, household=HouseholdEndpoints(household, secret))
+    app = MainApp(config, supervisor, clock=reactor, registry=registry, store=telemetry.results,
+                  telemetry=telemetry.api, household=HouseholdEndpoints(household, secret),
+                  telemetry_health=telemetry.health)
     # Every request's body is held to a small cap before it is read (lqos/load/request.py).
     site = Site(app.resource(), timeout=config.http_idle_timeout_seconds,
                 requestFactory=LoadRequestFactory(reactor),

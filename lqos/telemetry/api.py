@@ -4,6 +4,10 @@
 branch route at ``/api/telemetry/`` and hands ``/metrics`` to
 :meth:`TelemetryApi.metrics_page`.  Every answer here goes through
 :func:`lqos.telemetry.auth.refusal` first.
+
+In a fleet (``telemetry_database``) the queries go to the shared PostgreSQL
+database, so any server answers for every server's tests; when it cannot be
+reached they answer 503, saying so.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from twisted.logger import Logger
 
 from lqos.daemon.config import Config
 from lqos.telemetry.auth import Refusal, refusal
+from lqos.telemetry.fleet import FleetUnavailable
 from lqos.telemetry.metrics import DaemonMetrics
-from lqos.telemetry.store import normalise_ip
+from lqos.telemetry.queries import normalise_ip
 from lqos.web.responses import json_body, json_error
 
 log = Logger()
@@ -25,6 +30,8 @@ DEFAULT_RECENT = 100
 MAX_RECENT = 1000
 MAX_IP_CHARS = 64
 _DIGITS = re.compile(rb"[0-9]{1,4}\Z")
+# A test id as lqos/sessions.py makes them (token_urlsafe), with room to spare.
+_TEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 class BadQuery(ValueError):
@@ -54,9 +61,10 @@ class TelemetryApi:
 
     app = Klein()
 
-    def __init__(self, config: Config, store, metrics: DaemonMetrics):
+    def __init__(self, config: Config, store, metrics: DaemonMetrics, local_store=None):
         self._config = config
-        self._store = store
+        self._store = store  # the fleet's database, or this server's SQLite file
+        self._local = local_store if local_store is not None else store  # its outbox, in both cases
         self.metrics = metrics
 
     def resource(self):
@@ -83,7 +91,10 @@ class TelemetryApi:
             limit = parse_limit(request.args.get(b"limit"))
         except BadQuery as error:
             return json_error(request, 400, str(error))
-        tests = await self._store.recent(limit)
+        try:
+            tests = await self._store.recent(limit)
+        except FleetUnavailable as error:
+            return json_error(request, 503, str(error))
         return json_body(request, {"count": len(tests), "tests": tests})
 
     @app.route("/customer/<string:ip>", methods=["GET"])
@@ -96,8 +107,27 @@ class TelemetryApi:
             address = parse_ip(ip)
         except BadQuery as error:
             return json_error(request, 400, str(error))
-        tests = await self._store.for_client(address)
+        try:
+            tests = await self._store.for_client(address)
+        except FleetUnavailable as error:
+            return json_error(request, 503, str(error))
         return json_body(request, {"client_ip": address, "count": len(tests), "tests": tests})
+
+    @app.route("/test/<string:test_id>", methods=["GET"])
+    async def test(self, request, test_id: str):
+        """One test by its id (the id webhooks carry in X-LQoS-Delivery)."""
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if not _TEST_ID.match(test_id):
+            return json_error(request, 400, "a test id is 1 to 64 letters, digits, dashes or underscores")
+        try:
+            record = await self._store.by_test_id(test_id)
+        except FleetUnavailable as error:
+            return json_error(request, 503, str(error))
+        if record is None:
+            return json_error(request, 404, "no such test is kept")
+        return json_body(request, record)
 
     @app.route("/stats", methods=["GET"])
     async def stats(self, request):
@@ -105,7 +135,13 @@ class TelemetryApi:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        return json_body(request, await self._store.stats())
+        try:
+            figures = await self._store.stats()
+        except FleetUnavailable as error:
+            return json_error(request, 503, str(error))
+        if self._local is not self._store:
+            figures["outbox"] = (await self._local.stats())["outbox"]
+        return json_body(request, figures)
 
     def metrics_page(self, request) -> bytes:
         """Prometheus text format, behind the same rule as the support API."""

@@ -113,3 +113,22 @@ class OutboxDepthCollector:
         for target in (WEBHOOK, CENTRAL):
             gauge.add_metric([target], depth.get(target, 0))
         return [gauge]
+
+
+class FleetCollector:
+    """The fleet writer's backlog and last write, read when scraped."""
+
+    def __init__(self, writer):
+        self._writer = writer
+
+    def collect(self):
+        backlog = GaugeMetricFamily("lqos_fleet_backlog", "Finished tests stored locally and not yet in the "
+                                    "fleet's database.")
+        backlog.add_metric([], self._writer.backlog or 0)
+        last_write = GaugeMetricFamily("lqos_fleet_last_write_timestamp_seconds", "When tests were last "
+                                       "written to the fleet's database (unix seconds; 0: not since start).")
+        last_write.add_metric([], self._writer.last_write_at or 0)
+        up = GaugeMetricFamily("lqos_fleet_database_up", "1 when the last attempt to reach the fleet's "
+                               "database succeeded.")
+        up.add_metric([], 0 if self._writer.last_error else 1)
+        return [backlog, last_write, up]

@@ -15,6 +15,9 @@ from typing import Callable, Mapping
 
 WEBHOOK = "webhook"
 CENTRAL = "central"
+# The fleet's shared database (lqos/telemetry/fleet.py): its outbox rows hold
+# the record's JSON, written to PostgreSQL rather than POSTed.
+FLEET = "fleet"
 
 TIMESTAMP_HEADER = "X-LQoS-Timestamp"
 SIGNATURE_HEADER = "X-LQoS-Signature"

@@ -66,8 +66,16 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_by_next_attempt ON outbox (next_attempt_at);
 """
 
+# A fleet (lqos/telemetry/fleet.py): which server ran each test.  Tests stored
+# before this step ran on this server; the daemon names it at start
+# (SQLiteResultStore.claim_unnamed_tests).
+STEP_2_SERVER_ID = """
+ALTER TABLE tests ADD COLUMN server_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX tests_by_server ON tests (server_id);
+"""
+
 # Step n is SCHEMA_STEPS[n - 1].
-SCHEMA_STEPS: tuple[str, ...] = (STEP_1_TESTS_AND_OUTBOX,)
+SCHEMA_STEPS: tuple[str, ...] = (STEP_1_TESTS_AND_OUTBOX, STEP_2_SERVER_ID)
 
 
 class SchemaError(RuntimeError):

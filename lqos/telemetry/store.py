@@ -7,11 +7,14 @@ committed, and that same transaction queues its webhook and central
 deliveries and trims the table to the newest ``max_tests``: there is no
 moment at which a stored result has no delivery queued, or the table holds
 more than it should.
+
+In a fleet, the result owed to the shared PostgreSQL database is one more
+outbox row (target ``fleet``, the record's JSON as its body, no expiry),
+which ``lqos.telemetry.fleet.FleetWriter`` works off in order.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -22,20 +25,22 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from lqos.measure.grading import GRADES
 from lqos.measure.units import HOURS
-from lqos.net.clientip import address_of
 from lqos.results import IResultStore
-from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, WEBHOOK
+from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, FLEET, WEBHOOK
+from lqos.telemetry.queries import (INSERT_TEST, TestQueries, for_paramstyle, keep_newest, record_json_text,
+                                    test_row)
 from lqos.telemetry.schema import configure_connection, open_and_migrate
 
 log = Logger()
 
 DATABASE_FILE = "telemetry.sqlite3"
 DELIVERY_EXPIRES_AFTER = 24 * HOURS
+# A test owed to the fleet's database waits for it however long it is away:
+# the result itself is what is owed, not a notification about it.
+FLEET_EXPIRES_AFTER = float("inf")
 MAX_OUTBOX_ROWS = 100_000  # a receiver down for a day must not fill the disk
 MAX_ERROR_CHARS = 500
-UNGRADED = "ungraded"
 
 
 @dataclass(frozen=True)
@@ -59,22 +64,6 @@ class OutboxTick:
     depth: dict[str, int]
 
 
-def normalise_ip(text: str) -> str:
-    """The one spelling of an address (IPv4-mapped IPv6 as IPv4); ValueError if it is none."""
-    address = address_of(text)
-    if address is None:
-        raise ValueError(f"{text!r} is not an IP address")
-    return str(address)
-
-
-def _storable_ip(text: str) -> str:
-    """Normalised when it is an address; kept as it is otherwise (say, a UNIX socket peer)."""
-    try:
-        return normalise_ip(text)
-    except ValueError:
-        return text
-
-
 def database_path(data_dir: str) -> str:
     return os.path.join(data_dir, DATABASE_FILE)
 
@@ -88,10 +77,6 @@ def open_pool(path: str) -> adbapi.ConnectionPool:
     )
 
 
-def _overall_grade(record: dict) -> str | None:
-    return ((record.get("result") or {}).get("overall") or {}).get("grade")
-
-
 @implementer(IResultStore)
 class SQLiteResultStore:
     """The daemon's result store; see the module docstring for its guarantees."""
@@ -103,6 +88,7 @@ class SQLiteResultStore:
         self.max_tests = max_tests
         self._targets = tuple(targets)
         self._on_saved = on_saved
+        self._queries = TestQueries(pool, lambda statement: for_paramstyle(statement, "qmark"))
 
     @classmethod
     def open(cls, data_dir: str, clock: IReactorTime, **options) -> "SQLiteResultStore":
@@ -111,31 +97,38 @@ class SQLiteResultStore:
     def close(self) -> None:
         self._pool.close()
 
+    def claim_unnamed_tests(self, server_id: str) -> defer.Deferred:
+        """Name *server_id* on the tests stored before tests carried their server (schema step 2)."""
+        return self._pool.runOperation(
+            "UPDATE tests SET server_id = ?, record = json_set(record, '$.server_id', ?) WHERE server_id = ''",
+            (server_id, server_id))
+
     # --- IResultStore ---
 
     def save(self, record: dict) -> defer.Deferred:
         """Store *record* and queue its deliveries; fires once both are committed."""
-        bodies = [(target, BODY_BUILDERS[target](record)) for target in self._targets]
-        d = self._pool.runInteraction(self._insert, record, bodies, self._clock.seconds())
+        record_json = record_json_text(record)
+        bodies = [(target, record_json.encode("utf-8") if target == FLEET else BODY_BUILDERS[target](record))
+                  for target in self._targets]
+        d = self._pool.runInteraction(self._insert, record, record_json, bodies, self._clock.seconds())
         d.addCallback(self._saved)
         return d
 
     def by_share_id(self, share_id: str) -> defer.Deferred:
-        d = self._pool.runQuery("SELECT record FROM tests WHERE share_id = ?", (share_id,))
-        return d.addCallback(lambda rows: json.loads(rows[0][0]) if rows else None)
+        return self._queries.by_share_id(share_id)
 
     # --- support queries ---
 
+    def by_test_id(self, test_id: str) -> defer.Deferred:
+        return self._queries.by_test_id(test_id)
+
     def recent(self, limit: int) -> defer.Deferred:
         """The newest *limit* records, newest first."""
-        d = self._pool.runQuery("SELECT record FROM tests ORDER BY id DESC LIMIT ?", (limit,))
-        return d.addCallback(_records)
+        return self._queries.recent(limit)
 
     def for_client(self, client_ip: str) -> defer.Deferred:
         """Every kept record of one client address, newest first."""
-        d = self._pool.runQuery("SELECT record FROM tests WHERE client_ip = ? ORDER BY id DESC",
-                                (normalise_ip(client_ip),))
-        return d.addCallback(_records)
+        return self._queries.for_client(client_ip)
 
     def stats(self) -> defer.Deferred:
         return self._pool.runInteraction(self._stats)
@@ -155,26 +148,34 @@ class SQLiteResultStore:
             "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
             (attempts, next_attempt_at, error[:MAX_ERROR_CHARS], row_id))
 
+    # --- the fleet's lane of the outbox: in order, in batches (lqos/telemetry/fleet.py) ---
+
+    def fleet_batch(self, limit: int) -> defer.Deferred:
+        """The oldest *limit* tests owed to the fleet's database: (row ids, record JSON texts)."""
+        d = self._pool.runQuery("SELECT id, body FROM outbox WHERE target = ? ORDER BY id LIMIT ?", (FLEET, limit))
+        return d.addCallback(lambda rows: ([row[0] for row in rows], [bytes(row[1]).decode("utf-8") for row in rows]))
+
+    def fleet_written(self, row_ids: Sequence[int]) -> defer.Deferred:
+        """Forget tests the fleet's database has committed."""
+        return self._pool.runInteraction(self._delete_rows, tuple(row_ids))
+
+    def fleet_backlog(self) -> defer.Deferred:
+        d = self._pool.runQuery("SELECT COUNT(*) FROM outbox WHERE target = ?", (FLEET,))
+        return d.addCallback(lambda rows: rows[0][0])
+
     # --- interactions: these run in the pool's one thread ---
 
-    def _insert(self, txn, record: dict, bodies: list[tuple[str, bytes]], now: float) -> int:
-        counters = record.get("server_counters") or {}
-        txn.execute(
-            "INSERT INTO tests (test_id, share_id, created_at, client_ip, user_agent, mode,"
-            " duration_seconds, grade, download_bytes, upload_bytes, record)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record["test_id"], record["share_id"], record["created_at"],
-             _storable_ip(record["client_ip"]), record.get("user_agent") or "", record["mode"],
-             record.get("duration_seconds") or 0, _overall_grade(record),
-             int(counters.get("download_bytes") or 0), int(counters.get("upload_bytes") or 0),
-             json.dumps(record, separators=(",", ":"))))
+    def _insert(self, txn, record: dict, record_json: str, bodies: list[tuple[str, bytes]], now: float) -> int:
+        txn.execute(INSERT_TEST, test_row(record, record_json))
         for target, body in bodies:
+            lifetime = FLEET_EXPIRES_AFTER if target == FLEET else DELIVERY_EXPIRES_AFTER
             txn.execute(
                 "INSERT INTO outbox (target, test_id, body, created_at, expires_at, next_attempt_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (target, record["test_id"], body, now, now + DELIVERY_EXPIRES_AFTER, now))
-        _keep_newest(txn, "tests", self.max_tests)
-        return _keep_newest(txn, "outbox", MAX_OUTBOX_ROWS)
+                (target, record["test_id"], body, now, now + lifetime, now))
+        txn.execute(keep_newest("tests"), (self.max_tests,))
+        txn.execute(keep_newest("outbox"), (MAX_OUTBOX_ROWS,))
+        return max(0, txn.rowcount)
 
     def _saved(self, dropped_deliveries: int) -> None:
         """The result is durable; nothing here may fail the customer's answer."""
@@ -187,14 +188,11 @@ class SQLiteResultStore:
             log.failure("waking the outbox failed")
 
     def _stats(self, txn) -> dict:
-        txn.execute("SELECT COUNT(*), MIN(created_at), MAX(created_at) FROM tests")
-        count, oldest, newest = txn.fetchone()
-        txn.execute("SELECT grade, COUNT(*) FROM tests GROUP BY grade")
-        grades = dict.fromkeys((*GRADES, UNGRADED), 0)
-        for grade, number in txn.fetchall():
-            grades[grade if grade in grades else UNGRADED] += number
-        return {"count": count, "max_kept": self.max_tests, "oldest": oldest, "newest": newest,
-                "grades": grades, "outbox": _outbox_depth(txn)}
+        return {**self._queries.summary(txn), "max_kept": self.max_tests, "outbox": self._outbox_depth(txn)}
+
+    @staticmethod
+    def _delete_rows(txn, row_ids: tuple[int, ...]) -> None:
+        txn.executemany("DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in row_ids])
 
     def _outbox_tick(self, txn, targets: tuple[str, ...], limit: int, skip: frozenset, now: float) -> OutboxTick:
         txn.execute("DELETE FROM outbox WHERE expires_at <= ?", (now,))
@@ -208,20 +206,9 @@ class SQLiteResultStore:
                 (now, *targets, limit + len(skip)))
             due = [OutboxRow(row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
                    for row in txn.fetchall() if row[0] not in skip][:limit]
-        return OutboxTick(tuple(due), expired, _outbox_depth(txn))
+        return OutboxTick(tuple(due), expired, self._outbox_depth(txn))
 
-
-def _records(rows) -> list[dict]:
-    return [json.loads(row[0]) for row in rows]
-
-
-def _keep_newest(txn, table: str, keep: int) -> int:
-    """Delete every row older than the newest *keep* (ids only grow: AUTOINCREMENT); return how many."""
-    txn.execute(f"DELETE FROM {table} WHERE id <= (SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (keep,))
-    return max(0, txn.rowcount)
-
-
-def _outbox_depth(txn) -> dict[str, int]:
-    txn.execute("SELECT target, COUNT(*) FROM outbox GROUP BY target")
-    return {WEBHOOK: 0, CENTRAL: 0, **dict(txn.fetchall())}
+    def _outbox_depth(self, txn) -> dict[str, int]:
+        """Rows owed per target: webhook and central always, and the fleet's lane where there is one."""
+        txn.execute("SELECT target, COUNT(*) FROM outbox GROUP BY target")
+        return {WEBHOOK: 0, CENTRAL: 0, **dict.fromkeys(self._targets, 0), **dict(txn.fetchall())}

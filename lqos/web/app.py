@@ -7,6 +7,7 @@ import secrets
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from klein import Klein
 from twisted.logger import Logger
@@ -49,6 +50,13 @@ def default_web_root() -> Path:
     return Path(sys.prefix) / "share" / "lqos-bufferbloat" / "web_client"
 
 
+def probe_ping_url(base_url: str, probe_port: int) -> str:
+    """The probe's ``/ping`` on the host of *base_url*, on *probe_port*."""
+    parts = urlsplit(base_url)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return f"{parts.scheme}://{host}:{probe_port}/ping"
+
+
 class MainApp:
     """Routes of the main process; one instance per daemon, no module state."""
 
@@ -56,7 +64,7 @@ class MainApp:
 
     def __init__(self, config: Config, supervisor, clock, registry: SessionRegistry,
                  store: IResultStore, web_root: Path | None = None, telemetry: TelemetryApi | None = None,
-                 household: HouseholdEndpoints | None = None):
+                 household: HouseholdEndpoints | None = None, telemetry_health=lambda: {"database": "sqlite"}):
         self._config = config
         self._supervisor = supervisor
         self._clock = clock
@@ -69,6 +77,7 @@ class MainApp:
         self._household = household or HouseholdEndpoints.empty(registry.secret)
         self._telemetry = telemetry or TelemetryApi(config, store, DaemonMetrics())
         self._metrics = self._telemetry.metrics
+        self._telemetry_health = telemetry_health
 
     def client_ip(self, request) -> str:
         return client_ip(request, self._config.trusted_proxies)
@@ -79,6 +88,16 @@ class MainApp:
     @app.route("/api/sponsor", methods=["GET"])
     def sponsor(self, request) -> bytes:
         return json_body(request, self._config.sponsor())
+
+    @app.route("/api/servers", methods=["GET"])
+    def servers(self, request) -> bytes:
+        """The fleet's servers a customer may be sent to, and this one's name (docs/PROTOCOL.md)."""
+        return json_body(request, {
+            "server_id": self._config.server_id,
+            "servers": [{"label": server.label, "url": server.url,
+                         "ping_url": server.ping_url or probe_ping_url(server.url, self._config.probe_port)}
+                        for server in self._config.servers],
+        })
 
     @app.route("/api/schedules", methods=["GET"])
     def schedules(self, request) -> bytes:
@@ -99,6 +118,8 @@ class MainApp:
             "version": __version__,
             "uptime_seconds": round(self._clock.seconds() - self._started_at, 3),
             "children": self._supervisor.snapshot(),
+            "server_id": self._config.server_id,
+            "telemetry": self._telemetry_health(),
         }
         return json_body(request, body, 200 if healthy else 503)
 
@@ -210,6 +231,7 @@ class MainApp:
             streams = submission.streams
         return {
             "test_id": session.test_id,
+            "server_id": self._config.server_id,
             "share_id": secrets.token_urlsafe(16),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "client_ip": session.client_ip,

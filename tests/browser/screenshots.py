@@ -1,6 +1,7 @@
 """Screenshots of the page at phone and desktop size: start, running, result, error.
 
-    .venv/bin/python tests/browser/screenshots.py [OUTPUT_DIR] [--household-only | --firefox-only | --single-user-server]
+    .venv/bin/python tests/browser/screenshots.py [OUTPUT_DIR] [--household-only | --firefox-only | --single-user-server
+                                                     | --fleet]
 
 Starts its own daemon; writes test-output/screenshots/{phone,desktop}-{screen}.png
 and, for the virtual household, {phone,desktop}-household-{screen}.png; in
@@ -8,7 +9,10 @@ Firefox, firefox-{phone,desktop}-{screen}.png, among them a result whose
 phases this device could not fill (the page starved of CPU), with its caveat,
 and the same in bare Chromium as chromium-{phone,desktop}-{screen}.png;
 the start screen of a server without the household (``virtual_household=off``)
-as {chromium,firefox}-{phone,desktop}-start-single-user-server.png.
+as {chromium,firefox}-{phone,desktop}-start-single-user-server.png; and the
+start screen of a fleet's server after the page chose the nearest of two, and
+that server's result, as
+{chromium,firefox}-{phone,desktop}-{start,result}-fleet.png.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bare_chromium import BareChromium  # noqa: E402
 from bare_firefox import BareFirefox  # noqa: E402
 from daemon import REPO, SINGLE_USER_ONLY, start_daemon  # noqa: E402
+from fleet_pair import start_fleet_pair  # noqa: E402
 from harness import launch, throttle, wait_for_screen  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
@@ -125,9 +130,35 @@ def single_user_server(output: Path) -> None:
             daemon.stop()
 
 
+def fleet(output: Path) -> None:
+    """A fleet of two: the page opened on the far server moves to the near one; then a quick test there."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pair = start_fleet_pair(Path(tmp), CONFIG + SINGLE_USER_ONLY)
+        try:
+            for prefix, browser in (("chromium", BareChromium), ("firefox", BareFirefox)):
+                for name, viewport in VIEWPORTS.items():
+                    page = browser(viewport["width"], viewport["height"])
+                    try:
+                        page.goto(f"{pair.far.url}/?schedule=quick")
+                        page.wait_for("location.port === '%d' && document.getElementById('server-status')?"
+                                      ".textContent.startsWith('Testing with')" % pair.near.port, timeout=20)
+                        page.screenshot(output / f"{prefix}-{name}-start-fleet.png")
+                        page.evaluate("document.getElementById('start-button').click()")
+                        page.wait_for("document.body.dataset.screen === 'result'", timeout=60)
+                        time.sleep(0.5)
+                        page.screenshot(output / f"{prefix}-{name}-result-fleet.png", full_page=True)
+                    finally:
+                        page.close()
+        finally:
+            pair.stop()
+
+
 def main(output: Path, household_only: bool = False, firefox_only: bool = False,
-         single_user_server_only: bool = False) -> None:
+         single_user_server_only: bool = False, fleet_only: bool = False) -> None:
     output.mkdir(parents=True, exist_ok=True)
+    fleet(output)
+    if fleet_only:
+        return
     single_user_server(output)
     if single_user_server_only:
         return
@@ -199,4 +230,4 @@ if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
     main(Path(arguments[0]) if arguments else REPO / "test-output" / "screenshots",
          household_only="--household-only" in sys.argv, firefox_only="--firefox-only" in sys.argv,
-         single_user_server_only="--single-user-server" in sys.argv)
+         single_user_server_only="--single-user-server" in sys.argv, fleet_only="--fleet" in sys.argv)

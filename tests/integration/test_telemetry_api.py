@@ -26,7 +26,8 @@ def get_json(daemon, path: str, key: str | None = KEY, headers: dict | None = No
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
     """A daemon with telemetry_api_key set, and one finished test in it."""
-    running = start_daemon(tmp_path_factory.mktemp("keyed"), config_text=f"telemetry_api_key={KEY}\n{HIGH_LIMITS}")
+    running = start_daemon(tmp_path_factory.mktemp("keyed"),
+                           config_text=f"telemetry_api_key={KEY}\nserver_id=test-server\n{HIGH_LIMITS}")
     yield running
     running.stop()
 
@@ -88,6 +89,18 @@ def test_customer_lookup_takes_ipv6_and_refuses_what_is_no_address(keyed):
     for bad in ("999.1.1.1", "not-an-ip", "2001:db8::zz"):
         status, body = get_json(keyed, f"/api/telemetry/customer/{bad}")
         assert status == 400 and "not an IPv4 or IPv6 address" in body["error"]
+
+
+def test_one_test_by_its_id_names_the_server_that_ran_it(keyed):
+    result = complete_test(keyed, source_ip="127.0.0.8")[1]
+    status, test = get_json(keyed, f"/api/telemetry/test/{result['test_id']}")
+    assert status == 200 and test["client_ip"] == "127.0.0.8" and test["server_id"] == "test-server"
+    assert get_json(keyed, "/api/telemetry/test/no-such-test")[0] == 404
+    status, body = get_json(keyed, "/api/telemetry/test/" + "x" * 65)
+    assert status == 400 and "1 to 64 letters" in body["error"]
+    assert get_json(keyed, "/api/telemetry/test/a%20b")[0] == 400
+    status, health = keyed.get_json("/api/health")
+    assert health["server_id"] == "test-server" and health["telemetry"] == {"database": "sqlite"}
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-3", "many", "2.5"])

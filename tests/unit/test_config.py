@@ -79,6 +79,11 @@ def test_typed_values():
         ("just some words", "expected key=value"),
         ("Bad-Key=1", "is not a valid key name"),
         ("listen_address=localhost", "listen_address: 'localhost' is not an IP address"),
+        ("telemetry_database=mysql://db/lqos", "telemetry_database: must be empty (SQLite in data_dir) or postgresql://"),
+        ("telemetry_database=postgresql://db.example.net", "telemetry_database: must be empty"),
+        ("server_id=pop north", "server_id: 'pop north' must be 1 to 64 letters, digits, dots, dashes or underscores"),
+        ("server_id=" + "x" * 65, "must be 1 to 64 letters"),
+        ("fleet_max_age_days=-1", "fleet_max_age_days: -1 is outside 0..100000"),
     ],
 )
 def test_bad_value_names_file_line_and_reason(line, reason):
