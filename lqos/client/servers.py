@@ -8,6 +8,7 @@ others is the round trip.  The page does the same (web_client/servers.js).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -19,21 +20,23 @@ PING_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
-class FleetServer:
+class TimedServer:
+    """A server of the fleet as ``/api/servers`` lists it, with its round trip once timed."""
+
     label: str
     url: str
     ping_url: str
     rtt_ms: float | None = None  # None: not timed, or it did not answer
 
 
-async def fleet_servers(http: Http, base_url: str) -> tuple[str, list[FleetServer]]:
+async def fleet_servers(http: Http, base_url: str) -> tuple[str, list[TimedServer]]:
     """This server's name and the fleet it lists (empty when it names none)."""
     reply = await http.request_json("GET", f"{base_url}/api/servers")
     if reply.status != 200:
         raise ClientError(f"the server would not list its fleet: {reply.error_text()}")
     answer = reply.json()
     try:
-        servers = [FleetServer(str(s["label"]), str(s["url"]).rstrip("/"), str(s["ping_url"]))
+        servers = [TimedServer(str(s["label"]), str(s["url"]).rstrip("/"), str(s["ping_url"]))
                    for s in answer["servers"]]
         return str(answer["server_id"]), servers
     except (KeyError, TypeError):
@@ -55,21 +58,18 @@ async def round_trip_ms(http: Http, ping_url: str, rounds: int = PING_ROUNDS) ->
     return min(times[1:] or times)
 
 
-async def timed(http: Http, servers: Sequence[FleetServer]) -> list[FleetServer]:
+async def timed(http: Http, servers: Sequence[TimedServer]) -> list[TimedServer]:
     """Every server with its round trip, timed one after the other (so that they do not share the line)."""
-    answers = []
-    for server in servers:
-        answers.append(FleetServer(server.label, server.url, server.ping_url, await round_trip_ms(http, server.ping_url)))
-    return answers
+    return [dataclasses.replace(server, rtt_ms=await round_trip_ms(http, server.ping_url)) for server in servers]
 
 
-def nearest(servers: Sequence[FleetServer]) -> FleetServer | None:
+def nearest(servers: Sequence[TimedServer]) -> TimedServer | None:
     """The server with the least round trip; None when none answered."""
     answered = [server for server in servers if server.rtt_ms is not None]
     return min(answered, key=lambda server: server.rtt_ms) if answered else None
 
 
-def choose(servers: Sequence[FleetServer], wanted: str) -> FleetServer:
+def choose(servers: Sequence[TimedServer], wanted: str) -> TimedServer:
     """*wanted* is ``auto`` (the nearest) or a label; ClientError when there is no such server."""
     if wanted == "auto":
         chosen = nearest(servers)
@@ -83,7 +83,7 @@ def choose(servers: Sequence[FleetServer], wanted: str) -> FleetServer:
     raise ClientError(f"the server lists no server labelled {wanted!r} (it lists: {labels})")
 
 
-def render_servers(servers: Sequence[FleetServer]) -> str:
+def render_servers(servers: Sequence[TimedServer]) -> str:
     """The fleet as a table, the nearest marked."""
     best = nearest(servers)
     width = max([len(server.label) for server in servers] + [5])
@@ -96,7 +96,7 @@ def render_servers(servers: Sequence[FleetServer]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def resolve(http: Http, base_url: str, wanted: str) -> tuple[str, FleetServer | None]:
+async def resolve(http: Http, base_url: str, wanted: str) -> tuple[str, TimedServer | None]:
     """The base URL to test against for ``--server WANTED``, and the server chosen (None: the fleet is
     empty and *base_url* itself is tested)."""
     _, servers = await fleet_servers(http, base_url)

@@ -91,10 +91,7 @@ class TelemetryApi:
             limit = parse_limit(request.args.get(b"limit"))
         except BadQuery as error:
             return json_error(request, 400, str(error))
-        try:
-            tests = await self._store.recent(limit)
-        except FleetUnavailable as error:
-            return json_error(request, 503, str(error))
+        tests = await self._store.recent(limit)
         return json_body(request, {"count": len(tests), "tests": tests})
 
     @app.route("/customer/<string:ip>", methods=["GET"])
@@ -107,10 +104,7 @@ class TelemetryApi:
             address = parse_ip(ip)
         except BadQuery as error:
             return json_error(request, 400, str(error))
-        try:
-            tests = await self._store.for_client(address)
-        except FleetUnavailable as error:
-            return json_error(request, 503, str(error))
+        tests = await self._store.for_client(address)
         return json_body(request, {"client_ip": address, "count": len(tests), "tests": tests})
 
     @app.route("/test/<string:test_id>", methods=["GET"])
@@ -121,10 +115,7 @@ class TelemetryApi:
             return refused
         if not _TEST_ID.match(test_id):
             return json_error(request, 400, "a test id is 1 to 64 letters, digits, dashes or underscores")
-        try:
-            record = await self._store.by_test_id(test_id)
-        except FleetUnavailable as error:
-            return json_error(request, 503, str(error))
+        record = await self._store.by_test_id(test_id)
         if record is None:
             return json_error(request, 404, "no such test is kept")
         return json_body(request, record)
@@ -135,13 +126,15 @@ class TelemetryApi:
         refused = self._refused(request)
         if refused is not None:
             return refused
-        try:
-            figures = await self._store.stats()
-        except FleetUnavailable as error:
-            return json_error(request, 503, str(error))
+        figures = await self._store.stats()
         if self._local is not self._store:
             figures["outbox"] = (await self._local.stats())["outbox"]
         return json_body(request, figures)
+
+    @app.handle_errors(FleetUnavailable)
+    def fleet_unavailable(self, request, failure) -> bytes:
+        """Any query the fleet's database could not answer: 503, saying why."""
+        return json_error(request, 503, str(failure.value))
 
     def metrics_page(self, request) -> bytes:
         """Prometheus text format, behind the same rule as the support API."""

@@ -11,7 +11,7 @@ import pytest
 from daemon import SINGLE_USER_ONLY
 from fleet_pair import FAR_EXTRA_MS, start_fleet_pair
 from lqos.client.http import ClientError
-from lqos.client.servers import FleetServer, choose
+from lqos.client.servers import TimedServer, choose
 
 CLI = Path(sys.executable).parent / "lqos-bufferbloat-test"
 
@@ -54,9 +54,9 @@ def test_server_auto_runs_the_test_on_the_nearest_and_the_summary_names_it(fleet
 
 
 def test_a_server_is_chosen_by_its_label_whatever_its_round_trip():
-    servers = [FleetServer("Far", "http://far", "http://far/ping", 40.0),
-               FleetServer("Near", "http://near", "http://near/ping", 1.0),
-               FleetServer("Silent", "http://silent", "http://silent/ping", None)]
+    servers = [TimedServer("Far", "http://far", "http://far/ping", 40.0),
+               TimedServer("Near", "http://near", "http://near/ping", 1.0),
+               TimedServer("Silent", "http://silent", "http://silent/ping", None)]
     assert choose(servers, "Far") is servers[0]
     assert choose(servers, "auto") is servers[1]
     with pytest.raises(ClientError, match="none of the fleet's servers answered"):
