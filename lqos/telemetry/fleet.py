@@ -30,7 +30,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from lqos.measure.units import MINUTES, SECONDS
-from lqos.telemetry.pgschema import migrate
+from lqos.telemetry.pgschema import PgSchemaError, migrate
 from lqos.telemetry.queries import (BY_SERVER, INSERT_TEST, OLDER_THAN, TestQueries, for_paramstyle, keep_newest,
                                     test_row)
 
@@ -94,6 +94,12 @@ def _unavailable(failure):
     raise FleetUnavailable(f"the fleet database is unreachable: {reason}")
 
 
+def _newer_schema(failure):
+    """A database a newer release migrated is as unusable as an unreachable one, and says why."""
+    failure.trap(PgSchemaError)
+    raise FleetUnavailable(str(failure.value))
+
+
 class _Connection(adbapi.Connection):
     """adbapi's connection wrapper, without two tracebacks in the log for every connection the
     database ends (a restart, a failover): one that cannot roll back is dropped, and the error
@@ -127,7 +133,8 @@ class FleetStore:
 
     def migrate(self) -> defer.Deferred:
         """Bring the schema up to date (in a thread); fires with its version."""
-        return threads.deferToThread(open_and_migrate, self.url).addErrback(_unavailable)
+        d = threads.deferToThread(open_and_migrate, self.url)
+        return d.addErrback(_unavailable).addErrback(_newer_schema)
 
     # --- writing ---
 

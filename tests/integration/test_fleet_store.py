@@ -96,6 +96,15 @@ async def test_retention_is_fleet_wide_by_count_and_by_age(fleet):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_database_a_newer_release_migrated_is_refused_saying_so(fleet, postgres):
+    store = fleet()
+    await store.migrate()
+    postgres.execute("UPDATE version SET version = 99", store.url.rsplit("/", 1)[1])
+    with pytest.raises(FleetUnavailable, match="schema version 99 is newer than this program knows"):
+        await store.migrate()
+
+
+@pytest_twisted.ensureDeferred
 async def test_an_unreachable_database_is_a_clear_error_without_its_password(postgres):
     url = postgres.url("nowhere", password="s3cret-password")
     store = FleetStore(url.replace(str(postgres.port), "1"), reactor, 10, 0)

@@ -12,6 +12,7 @@ from lqos.daemon.config import (
     COERCERS,
     Config,
     ConfigError,
+    FleetServer,
     load_config,
     parse_config,
     read_config_file,
@@ -187,3 +188,60 @@ def test_on_off_keys_are_switches(key, raw, expected):
 def test_a_switch_that_is_neither_on_nor_off_is_refused_with_its_line():
     with pytest.raises(ConfigError, match=r"x.conf:2: .*'maybe' is not on or off"):
         parse_config("sponsor_name=A\nquick_schedule=maybe\n", "x.conf")
+
+
+# --- a fleet's servers: servers= and servers_file= ---
+
+
+def test_servers_are_label_url_pairs_and_the_file_may_name_where_to_time_each(tmp_path):
+    parsed = parse_config("servers=Oslo nord=https://oslo.example.net/, Bergen=http://10.0.0.2:8000\n")
+    assert parsed.values["servers"] == (FleetServer("Oslo nord", "https://oslo.example.net"),
+                                        FleetServer("Bergen", "http://10.0.0.2:8000"))
+    listed = tmp_path / "servers.json"
+    listed.write_text('[{"label": "Oslo", "url": "https://oslo.example.net", '
+                      '"ping_url": "https://oslo.example.net:9005/ping"}]')
+    config_file = tmp_path / "lqos_test.conf"
+    config_file.write_text(f"servers_file={listed}\n")
+    config, _ = load_config(str(config_file))
+    assert config.servers == (FleetServer("Oslo", "https://oslo.example.net", "https://oslo.example.net:9005/ping"),)
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("Oslo", "'Oslo' is not LABEL=URL"),
+    ("Oslo=ftp://oslo.example.net", "is not an http:// or https:// URL"),
+    ("Oslo=https://oslo.example.net/test", "must be a base URL"),
+    ("Oslo=https://oslo.example.net/?a=1", "must be a base URL"),
+    ("=https://oslo.example.net", "a server needs a label"),
+    ("A=https://a.example.net, A=https://b.example.net", "two servers have the same label"),
+    ("A=https://a.example.net, B=https://a.example.net", "two servers have the same URL"),
+    (",".join(f"S{n}=https://s{n}.example.net" for n in range(65)), "more than 64 servers"),
+])
+def test_a_bad_servers_line_names_what_is_wrong(value, reason):
+    with pytest.raises(ConfigError, match="servers: ") as raised:
+        parse_config(f"servers={value}\n", "f.conf")
+    assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("not json", "not JSON"),
+    ('{"label": "Oslo"}', "must be a JSON list"),
+    ('[{"label": "Oslo", "url": "https://o.example", "weight": 2}]', "server 1: only the strings label, url"),
+    ('[{"label": "Oslo", "url": 5}]', "server 1: only the strings"),
+    ('[{"label": "Oslo", "url": "https://o.example"}, {"label": "", "url": "https://b.example"}]',
+     "server 2: a server needs a label"),
+    ('[{"label": "Oslo", "url": "https://o.example", "ping_url": "gopher://o"}]', "is not an http://"),
+    ("[" + " " * (64 * 1024) + "]", "larger than 65536 bytes"),
+])
+def test_a_bad_servers_file_is_refused_naming_the_file(tmp_path, content, reason):
+    listed = tmp_path / "servers.json"
+    listed.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, {"servers_file": str(listed)})
+    assert str(raised.value).startswith(f"{listed}: ") and reason in str(raised.value)
+
+
+def test_servers_and_servers_file_together_or_a_missing_file_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="set servers or servers_file, not both"):
+        load_config(None, {"servers": "A=https://a.example", "servers_file": str(tmp_path / "s.json")})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(None, {"servers_file": str(tmp_path / "missing.json")})
