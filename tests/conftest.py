@@ -48,12 +48,16 @@ LONGEST_MODULES_FIRST = (
     "tests/browser/test_single_user_page.py",  # 44
     "tests/integration/test_daemon.py",  # 42
     "tests/integration/test_household_server.py",  # 30
+    "tests/integration/test_fleet_selection.py",  # 21
     "tests/browser/test_https_page.py",  # 19
     "tests/browser/test_firefox.py",  # 18
+    "tests/browser/test_server_choice.py",  # 17
     "tests/integration/test_idle_connections.py",  # 16
+    "tests/integration/test_fleet.py",  # 16
     "tests/integration/test_telemetry_webhook.py",  # 15
     "tests/integration/test_packaging.py",  # 15
     "tests/integration/test_load_endpoints.py",  # 14
+    "tests/integration/test_fleet_store.py",  # 13
 )
 
 
