@@ -262,6 +262,15 @@ def _database_url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
         raise ValueError("must be empty (SQLite in data_dir) or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB")
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parameters = conninfo_to_dict(raw)  # libpq's own parser: what the daemon will connect with
+    except ProgrammingError as error:
+        raise ValueError(f"libpq cannot read it: {str(error).strip().splitlines()[0]}") from None
+    if not str(parameters.get("port", "5432")).isdigit():
+        raise ValueError(f"the port {parameters['port']!r} is not a number")
     return raw
 
 
