@@ -1,4 +1,4 @@
-"""Choosing the nearest server of a fleet from the CLI: two daemons, one made 40 ms farther away."""
+"""Choosing the nearest server of a fleet from the CLI: two daemons, one made farther away (tests/fleet_pair.py)."""
 
 from __future__ import annotations
 
