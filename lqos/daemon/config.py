@@ -501,6 +501,11 @@ def child_ports(config: Config) -> dict[str, int]:
     }
 
 
+def server_name(configured: str, hostname: str) -> str:
+    """``server_id`` when set, else *hostname* made to fit its rule (``_SERVER_ID_PATTERN``)."""
+    return configured or re.sub(r"[^A-Za-z0-9._-]", "-", hostname)[:64] or "lqos-bufferbloat"
+
+
 def _check_ports_distinct(config: Config, source: str) -> None:
     seen: dict[int, str] = {}
     for role, port in child_ports(config).items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import re
 import resource
 import socket
 import sys
@@ -17,7 +16,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from lqos.daemon.config import Config
+from lqos.daemon.config import Config, server_name
 from lqos.daemon.endpoints import guard_outside_tls, main_endpoint
 from lqos.daemon.secret import SECRET_FILE, load_or_create_secret
 from lqos.daemon.supervisor import ChildSpec, Supervisor
@@ -83,16 +82,9 @@ def session_limits(config: Config) -> SessionLimits:
     )
 
 
-def server_id(config: Config) -> str:
-    """``server_id``, or this host's name made to fit its rule (lqos/daemon/config.py)."""
-    if config.server_id:
-        return config.server_id
-    return re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:64] or "lqos-bufferbloat"
-
-
 def make_service(config: Config, reactor) -> MultiService:
     """The supervisor (children start first) and the main HTTP port."""
-    config = dataclasses.replace(config, server_id=server_id(config))
+    config = dataclasses.replace(config, server_id=server_name(config.server_id, socket.gethostname()))
     top = MultiService()
     secret = load_or_create_secret(config.data_dir)
     household = Household.from_config(config, discover_personas() if config.virtual_household else {})

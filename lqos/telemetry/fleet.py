@@ -201,8 +201,8 @@ class FleetWriter(Service):
         self._clock = clock
         self._batch = batch
         self._loop: LoopingCall | None = None
-        self._draining: defer.Deferred | None = None
-        self._drain_again = False
+        self._busy: defer.Deferred | None = None  # a drain, or a count of the backlog
+        self._wake_again = False
         self._migrated = False
         self._failures = 0
         self._not_before = 0.0
@@ -223,25 +223,25 @@ class FleetWriter(Service):
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        return self._draining if self._draining is not None else defer.succeed(None)
+        return self._busy if self._busy is not None else defer.succeed(None)
 
     def wake(self) -> None:
         """Drain now, unless a drain is running (then once more after it) or a retry is not yet due."""
         if not self.running:
             return
-        if self._draining is not None:
-            self._drain_again = True
+        if self._busy is not None:
+            self._wake_again = True
             return
         if self._clock.seconds() < self._not_before:
-            self._draining = self._count_backlog()  # /api/health stays at most a poll behind
+            self._busy = self._count_backlog()  # /api/health stays at most a poll behind
         else:
-            self._draining = self._drain()
-        self._draining.addBoth(self._drained)
+            self._busy = self._drain()
+        self._busy.addBoth(self._done)
 
-    def _drained(self, _) -> None:
-        self._draining = None
-        if self._drain_again:
-            self._drain_again = False
+    def _done(self, _) -> None:
+        self._busy = None
+        if self._wake_again:
+            self._wake_again = False
             self.wake()
 
     @defer.inlineCallbacks

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sqlite3
 import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from lqos.daemon.config import COERCERS
+from lqos.daemon.config import COERCERS, server_name
 from lqos.telemetry.fleet import FleetUnavailable, connection_options, open_and_migrate, redacted
-from lqos.telemetry.queries import INSERT_TEST, for_paramstyle, record_json_text, test_row
+from lqos.telemetry.payloads import record_json
+from lqos.telemetry.queries import INSERT_TEST, for_paramstyle, test_row
 from lqos.telemetry.schema import SCHEMA_STEPS, schema_version
 
 BATCH = 500
@@ -63,7 +65,7 @@ def named_records(connection: sqlite3.Connection, default_server_id: str):
             record = json.loads(text)
             if not record.get("server_id"):
                 record["server_id"] = server_id or default_server_id
-                text = record_json_text(record)
+                text = record_json(record)
             batch.append((record, text))
         yield batch
         last = rows[-1][0]
@@ -94,16 +96,9 @@ def import_file(path: Path, url: str, default_server_id: str) -> tuple[int, int]
 
 def _server_id(text: str) -> str:
     try:
-        return COERCERS["server_id"](text) or default_server_id()
+        return server_name(COERCERS["server_id"](text), socket.gethostname())
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def default_server_id() -> str:
-    from lqos.daemon.service import server_id
-    from lqos.daemon.config import Config
-
-    return server_id(Config())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-id", type=_server_id, default=None,
                         help="the name for tests stored before tests carried one (default: this host's name)")
     options = parser.parse_args(argv)
-    options.server_id = options.server_id or default_server_id()
+    options.server_id = options.server_id or server_name("", socket.gethostname())
     if not options.database.startswith(("postgresql://", "postgres://")):
         parser.error("the database must be a postgresql:// URL")
     try:

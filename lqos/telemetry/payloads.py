@@ -37,6 +37,16 @@ def _json_bytes(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 
+def record_json(record: Mapping) -> str:
+    """A record as the ``tests`` table stores it (``record`` column), in SQLite and in PostgreSQL."""
+    return json.dumps(record, separators=(",", ":"))
+
+
+def fleet_body(record: Mapping) -> bytes:
+    """What the fleet writer copies to PostgreSQL: the record exactly as this server stored it."""
+    return record_json(record).encode("utf-8")
+
+
 def webhook_body(record: Mapping) -> bytes:
     """The full record, client IP and user agent included: support needs them."""
     return _json_bytes(dict(record))
@@ -50,6 +60,7 @@ def central_body(record: Mapping) -> bytes:
 BODY_BUILDERS: Mapping[str, Callable[[Mapping], bytes]] = MappingProxyType({
     WEBHOOK: webhook_body,
     CENTRAL: central_body,
+    FLEET: fleet_body,
 })
 
 

@@ -23,6 +23,7 @@ from typing import Callable
 
 from lqos.measure.grading import GRADES
 from lqos.net.clientip import address_of
+from lqos.telemetry.payloads import record_json
 
 UNGRADED = "ungraded"
 
@@ -76,18 +77,14 @@ def overall_grade(record: dict) -> str | None:
     return ((record.get("result") or {}).get("overall") or {}).get("grade")
 
 
-def test_row(record: dict, record_json: str | None = None) -> tuple:
-    """The values of INSERT_TEST for *record*; *record_json* if it is already serialised."""
+def test_row(record: dict, text: str | None = None) -> tuple:
+    """The values of INSERT_TEST for *record*; *text* its JSON if it is already serialised."""
     counters = record.get("server_counters") or {}
     return (record["test_id"], record["share_id"], record.get("server_id") or "", record["created_at"],
             _storable_ip(record["client_ip"]), record.get("user_agent") or "", record["mode"],
             record.get("duration_seconds") or 0, overall_grade(record),
             int(counters.get("download_bytes") or 0), int(counters.get("upload_bytes") or 0),
-            record_json if record_json is not None else record_json_text(record))
-
-
-def record_json_text(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"))
+            text if text is not None else record_json(record))
 
 
 def _first_record(rows) -> dict | None:

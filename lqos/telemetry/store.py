@@ -28,8 +28,7 @@ from zope.interface import implementer
 from lqos.measure.units import HOURS
 from lqos.results import IResultStore
 from lqos.telemetry.payloads import BODY_BUILDERS, CENTRAL, FLEET, WEBHOOK
-from lqos.telemetry.queries import (INSERT_TEST, TestQueries, for_paramstyle, keep_newest, record_json_text,
-                                    test_row)
+from lqos.telemetry.queries import INSERT_TEST, TestQueries, for_paramstyle, keep_newest, test_row
 from lqos.telemetry.schema import configure_connection, open_and_migrate
 
 log = Logger()
@@ -107,10 +106,8 @@ class SQLiteResultStore:
 
     def save(self, record: dict) -> defer.Deferred:
         """Store *record* and queue its deliveries; fires once both are committed."""
-        record_json = record_json_text(record)
-        bodies = [(target, record_json.encode("utf-8") if target == FLEET else BODY_BUILDERS[target](record))
-                  for target in self._targets]
-        d = self._pool.runInteraction(self._insert, record, record_json, bodies, self._clock.seconds())
+        bodies = [(target, BODY_BUILDERS[target](record)) for target in self._targets]
+        d = self._pool.runInteraction(self._insert, record, bodies, self._clock.seconds())
         d.addCallback(self._saved)
         return d
 
@@ -165,8 +162,8 @@ class SQLiteResultStore:
 
     # --- interactions: these run in the pool's one thread ---
 
-    def _insert(self, txn, record: dict, record_json: str, bodies: list[tuple[str, bytes]], now: float) -> int:
-        txn.execute(INSERT_TEST, test_row(record, record_json))
+    def _insert(self, txn, record: dict, bodies: list[tuple[str, bytes]], now: float) -> int:
+        txn.execute(INSERT_TEST, test_row(record))
         for target, body in bodies:
             lifetime = FLEET_EXPIRES_AFTER if target == FLEET else DELIVERY_EXPIRES_AFTER
             txn.execute(

@@ -111,21 +111,28 @@ def bare(daemon, output: Path, browser=BareFirefox, prefix: str = "firefox") -> 
             page.close()
 
 
+def bare_pages():
+    """(browser name, viewport name, page) for Chromium and Firefox driven bare, at each viewport;
+    each page is closed when the loop moves on."""
+    for prefix, browser in (("chromium", BareChromium), ("firefox", BareFirefox)):
+        for name, viewport in VIEWPORTS.items():
+            page = browser(viewport["width"], viewport["height"])
+            try:
+                yield prefix, name, page
+            finally:
+                page.close()
+
+
 def single_user_server(output: Path) -> None:
     """The start screen of a server that does not run the household: no choice of mode."""
     with tempfile.TemporaryDirectory() as tmp:
         daemon = start_daemon(Path(tmp), config_text=CONFIG + SINGLE_USER_ONLY)
         try:
-            for prefix, browser in (("chromium", BareChromium), ("firefox", BareFirefox)):
-                for name, viewport in VIEWPORTS.items():
-                    page = browser(viewport["width"], viewport["height"])
-                    try:
-                        page.goto(f"{daemon.url}/")
-                        page.wait_for("!document.getElementById('sponsor').hidden"
-                                      " && document.querySelector('.mode-switch').hidden")
-                        page.screenshot(output / f"{prefix}-{name}-start-single-user-server.png")
-                    finally:
-                        page.close()
+            for prefix, name, page in bare_pages():
+                page.goto(f"{daemon.url}/")
+                page.wait_for("!document.getElementById('sponsor').hidden"
+                              " && document.querySelector('.mode-switch').hidden")
+                page.screenshot(output / f"{prefix}-{name}-start-single-user-server.png")
         finally:
             daemon.stop()
 
@@ -135,20 +142,15 @@ def fleet(output: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pair = start_fleet_pair(Path(tmp), CONFIG + SINGLE_USER_ONLY)
         try:
-            for prefix, browser in (("chromium", BareChromium), ("firefox", BareFirefox)):
-                for name, viewport in VIEWPORTS.items():
-                    page = browser(viewport["width"], viewport["height"])
-                    try:
-                        page.goto(f"{pair.far.url}/?schedule=quick")
-                        page.wait_for("location.port === '%d' && document.getElementById('server-status')?"
-                                      ".textContent.startsWith('Testing with')" % pair.near.port, timeout=20)
-                        page.screenshot(output / f"{prefix}-{name}-start-fleet.png")
-                        page.evaluate("document.getElementById('start-button').click()")
-                        page.wait_for("document.body.dataset.screen === 'result'", timeout=60)
-                        time.sleep(0.5)
-                        page.screenshot(output / f"{prefix}-{name}-result-fleet.png", full_page=True)
-                    finally:
-                        page.close()
+            for prefix, name, page in bare_pages():
+                page.goto(f"{pair.far.url}/?schedule=quick")
+                page.wait_for("location.port === '%d' && document.getElementById('server-status')?"
+                              ".textContent.startsWith('Testing with')" % pair.near.port, timeout=20)
+                page.screenshot(output / f"{prefix}-{name}-start-fleet.png")
+                page.evaluate("document.getElementById('start-button').click()")
+                page.wait_for("document.body.dataset.screen === 'result'", timeout=60)
+                time.sleep(0.5)
+                page.screenshot(output / f"{prefix}-{name}-result-fleet.png", full_page=True)
         finally:
             pair.stop()
 

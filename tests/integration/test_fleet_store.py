@@ -151,7 +151,7 @@ async def test_the_writer_moves_the_local_backlog_in_order_and_forgets_only_what
 
 async def _drained(writer: FleetWriter) -> None:
     """Until the drain in progress (if any) has finished: the writer's own clock is fake, the database real."""
-    while writer._draining is not None:
+    while writer._busy is not None:
         await task.deferLater(reactor, 0.02, lambda: None)
 
 
