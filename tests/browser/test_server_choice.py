@@ -78,7 +78,6 @@ def test_a_server_the_customer_picks_is_kept(fleet, browser):
 def test_a_server_without_a_fleet_shows_no_choice(sponsored_daemon, browser):
     page = browser.new_page()
     page.goto(sponsored_daemon.url + "/")
-    page.wait_for_selector("#sponsor:not([hidden])")
-    page.wait_for_timeout(300)
+    page.wait_for_selector("#server-choice[data-servers='0']", state="attached")  # it asked, and heard of none
     assert page.is_hidden("#server-choice")
     page.close()
