@@ -162,7 +162,8 @@ class ScenarioReport:
     phases: list[PhaseComparison] = field(default_factory=list)
     overall_truth: str = ""
     overall_measured: str | None = None
-    # The reference page's Mbit/s per direction, in the same browser on the same link, per phase it was run for.
+    # The reference page's Mbit/s per direction, in the same browser on the same link, per phase it was
+    # run for: the run of median total among as many runs as iperf3's (median_run).
     reference_page_mbit: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def phase(self, name: str) -> PhaseComparison:
@@ -188,6 +189,19 @@ class ScenarioReport:
         if any(measured.get(d) is None for d in reference):
             return False
         return sum(measured[d] for d in reference) >= share * sum(reference.values())
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Of several reference-page runs (Mbit/s per direction), the one whose total is the median.
+
+    A single 5 s run of Chromium's reference page on the fibre row read
+    869 to 948 Mbit/s from one run to the next, as far from the median as the
+    95% bound itself; the page is judged against the middle of several, as
+    the clients' latency is against several iperf3 runs.  The run is kept
+    whole, so both directions at once come from one run.
+    """
+    by_total = sorted(runs, key=lambda run: sum(run.values()))
+    return by_total[(len(by_total) - 1) // 2]
 
 
 def start_daemon_in(bed: Testbed, directory: Path) -> subprocess.Popen:
@@ -296,8 +310,9 @@ def measure_scenario(link: Link, schedule: str = "short", clients: tuple[str, ..
                     report = compare(link, record, timeline, pings, references, idle_ms, client)
                     if client != "cli" and reference_page_under is not None:
                         for phase in report.short_of_iperf3(reference_page_under):
-                            report.reference_page_mbit[phase] = run_reference_page(
-                                bed, SERVER_URL, client, REFERENCE_OF[phase])
+                            report.reference_page_mbit[phase] = median_run([
+                                run_reference_page(bed, SERVER_URL, client, REFERENCE_OF[phase])
+                                for _ in range(reference_runs)])
                     reports.append(report)
                 return reports
             finally:
@@ -503,8 +518,8 @@ def format_report(reports: list[ScenarioReport]) -> str:
                          f"{'/'.join(f'{mbit:.1f}' for mbit in reference.values())} Mbit/s, the page reached "
                          f"{reached} of it ({'95' if report.reaches_reference_page(phase) else '--'})")
     if any(report.reference_page_mbit for report in reports):
-        lines.append("reference page: 95/-- the page carried at least 95% of the reference page "
-                     "(both directions at once: of their sum)")
+        lines.append("reference page: 95/-- the page carried at least 95% of the reference page, its run of median "
+                     "total among as many as iperf3's (both directions at once: of their sum)")
     lines.append("ok: L/l latency within max(5 ms, 10%) of ping in the same phase; "
                  "T/t throughput within 10% of iperf3 -P 4 (-: iperf3 not run in that direction); G/g grade equal")
     lines.append("    rows with several reference runs also: R/r rise within their range widened by max(5 ms, 10%); "
