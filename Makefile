@@ -39,10 +39,11 @@ run: install
 
 # Debian packages the tests drive: the browsers, Chromium and Firefox ESR (and an emoji font for the persona
 # icons in screenshots), PostgreSQL's server (the fleet's tests start throwaway ones, tests/postgres.py),
-# and ping, iperf3, irtt (UDP round trips at a game's rate) and gcc (the delay line) for the accuracy testbed.
+# ping, iperf3, irtt (UDP round trips at a game's rate) and gcc (the delay line) for the accuracy testbed,
+# and nghttp2's h2load and nghttpd, a real HTTP/2 client and a second networkQuality server (tests/integration/test_nq.py).
 # A glob in SYSTEM_TOOLS is expanded by the shell: any installed major version of PostgreSQL will do.
-SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/firefox-esr /usr/bin/ping /usr/bin/iperf3 /usr/bin/irtt /usr/bin/gcc /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/lib/postgresql/*/bin/initdb
-SYSTEM_PACKAGES := chromium firefox-esr iputils-ping iperf3 irtt gcc libc6-dev fonts-noto-color-emoji postgresql
+SYSTEM_TOOLS := /usr/bin/chromium /usr/bin/firefox-esr /usr/bin/ping /usr/bin/iperf3 /usr/bin/irtt /usr/bin/gcc /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf /usr/lib/postgresql/*/bin/initdb /usr/bin/h2load /usr/sbin/nghttpd
+SYSTEM_PACKAGES := chromium firefox-esr iputils-ping iperf3 irtt gcc libc6-dev fonts-noto-color-emoji postgresql nghttp2-client nghttp2-server
 
 system-packages:
 	@for tool in $(SYSTEM_TOOLS); do test -e $$tool || missing=1; done; \

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).parent / "twistd"
 # The child ports, by the role that listens there ("load" is every load worker).
-CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "upload")
+CHILD_ROLES = ("probe", "streaming", "gaming", "video", "updates", "load", "upload", "nq")
 # What a test daemon's config says unless the test's own config names the key:
 # - the quick schedule (lqos/sessions.py): tests whose point is not the schedule
 #   run it, a test in 8 s rather than 15;

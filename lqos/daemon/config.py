@@ -111,6 +111,17 @@ class Config:
     upload_port: int = 8007
     load_workers: int = 0
     load_worker_nice: int = 10
+    # The responsiveness endpoints of the IETF draft (networkQuality -C,
+    # goresponsiveness) over HTTP/2: served by as many workers as load_port,
+    # at the same nice level, on this port when TLS is configured (0: off).
+    nq_port: int = 8443
+    # goresponsiveness opens a new connection per probe and leaves it open;
+    # each closes after http_request_head_seconds without a stream.
+    nq_connections_per_ip: int = 512
+    # A large download or an upload there is reset after this long: the client
+    # chooses their size, so time bounds them (Apple's client reads a 413 as
+    # an error).  networkQuality and goresponsiveness run for about 20 s.
+    nq_bulk_seconds: float = 60.0
     tls_cert: str = ""
     tls_key: str = ""
     data_dir: str = "var"
@@ -137,6 +148,11 @@ class Config:
     @property
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert and self.tls_key)
+
+    @property
+    def nq_enabled(self) -> bool:
+        """The networkQuality port runs: its clients speak HTTP/2 over TLS only."""
+        return self.tls_enabled and self.nq_port > 0
 
     def sponsor(self) -> dict[str, str]:
         """What ``/api/sponsor`` answers."""
@@ -371,6 +387,9 @@ COERCERS: Mapping[str, Callable[[str], object]] = {
     "load_port": _port_number,
     "upload_port": _port_number,
     "load_workers": _int_between(0, 64),
+    "nq_port": _int_between(0, 65535),
+    "nq_connections_per_ip": _int_between(1, 1_000_000),
+    "nq_bulk_seconds": _seconds_between(1, 3600),
     "load_worker_nice": _int_between(0, 19),
     "tls_cert": _path,
     "tls_key": _path,
@@ -498,7 +517,7 @@ def child_ports(config: Config) -> dict[str, int]:
         "updates": config.updates_port,
         "load": config.load_port,
         "upload": config.upload_port,
-    }
+    } | ({"nq": config.nq_port} if config.nq_enabled else {})
 
 
 def server_name(configured: str, hostname: str) -> str:

@@ -7,6 +7,7 @@ port speaks TLS (a page served over https cannot open ``ws://``).
 
 from __future__ import annotations
 
+import re
 import socket
 
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, quoteStringArgument
@@ -48,6 +49,23 @@ def child_endpoint(port: int, interface: str = "", tls_cert: str = "", tls_key: 
     if kind == "ssl":
         parts.append(_tls_arguments(tls_cert, tls_key))
     return ":".join(parts)
+
+
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+def tls_options(tls_cert: str, tls_key: str, protocols: tuple[bytes, ...] = ()):
+    """TLS server options from PEM files: the first certificate of *tls_cert* is the server's, the
+    rest its chain (as in Let's Encrypt's ``fullchain.pem``); *protocols* are offered by ALPN."""
+    from OpenSSL.crypto import FILETYPE_PEM
+    from twisted.internet import ssl
+
+    with open(tls_cert, "rb") as handle:
+        certificates = [ssl.Certificate.loadPEM(pem).original for pem in PEM_CERTIFICATE.findall(handle.read())]
+    with open(tls_key, "rb") as handle:
+        key = ssl.KeyPair.load(handle.read(), FILETYPE_PEM).original
+    return ssl.CertificateOptions(privateKey=key, certificate=certificates[0], extraCertChain=certificates[1:],
+                                  acceptableProtocols=list(protocols) or None)
 
 
 def check_tls_files(tls_cert: str, tls_key: str) -> None:

@@ -42,7 +42,8 @@ CHILD_SILENT_SECONDS = 5.0
 
 
 def child_specs(config: Config, household: Household) -> list[ChildSpec]:
-    """The child processes this daemon runs: the probe first, one per persona, then the load workers."""
+    """The child processes this daemon runs: the probe first, one per persona, then the load workers,
+    then (with TLS) the networkQuality workers."""
     secret_file = str(Path(config.data_dir) / SECRET_FILE)
     return [_python_child("probe", "lqos.probe", config.probe_port, config)] + [
         _python_child(name, "lqos.personas", port, config, "--persona", name, "--secret-file", secret_file)
@@ -56,6 +57,14 @@ def child_specs(config: Config, household: Household) -> list[ChildSpec]:
                       "--connections-per-ip", str(config.max_connections_per_ip),
                       "--connections", str(config.max_connections))
         for number in range(1, load_worker_count(config) + 1)
+    ] + [
+        _python_child(f"nq-{number}", "lqos.nq", config.nq_port, config,
+                      "--nice", str(config.load_worker_nice),
+                      "--head-seconds", str(config.http_request_head_seconds),
+                      "--connections-per-ip", str(config.nq_connections_per_ip),
+                      "--bulk-seconds", str(config.nq_bulk_seconds),
+                      "--connections", str(config.max_connections))
+        for number in range(1, load_worker_count(config) + 1 if config.nq_enabled else 1)
     ]
 
 
@@ -115,6 +124,10 @@ def make_service(config: Config, reactor) -> MultiService:
     listener._raiseSynchronously = True  # a port in use stops start-up, as strports does
     listener.setServiceParent(top)
     log.info("main site on {endpoint}", endpoint=description.split(":privateKey=")[0])
+    if config.nq_enabled:
+        log.info("networkQuality configuration at https://HOST:{port}/.well-known/nq", port=config.nq_port)
+    elif config.nq_port:
+        log.info("networkQuality port off: its clients speak HTTP/2 over TLS, and no certificate is configured")
     return top
 
 

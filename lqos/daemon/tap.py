@@ -37,6 +37,7 @@ class Options(usage.Options):
         ["updates-port", None, None, "System updates persona port [default: 8004]"],
         ["load-port", None, None, "Port of the bulk load workers [default: 8006]"],
         ["upload-port", None, None, "Second port of the bulk load workers, for uploads [default: 8007]"],
+        ["nq-port", None, None, "networkQuality port, HTTP/2 over TLS; 0: off [default: 8443]"],
     ]
 
     def postOptions(self) -> None:

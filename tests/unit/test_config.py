@@ -88,6 +88,9 @@ def test_typed_values():
         ("server_id=pop north", "server_id: 'pop north' must be 1 to 64 letters, digits, dots, dashes or underscores"),
         ("server_id=" + "x" * 65, "must be 1 to 64 letters"),
         ("fleet_max_age_days=-1", "fleet_max_age_days: -1 is outside 0..100000"),
+        ("nq_port=65536", "nq_port: 65536 is outside 0..65535"),
+        ("nq_bulk_seconds=0.5", "nq_bulk_seconds"),
+        ("nq_connections_per_ip=0", "nq_connections_per_ip: 0 is outside 1..1000000"),
     ],
 )
 def test_bad_value_names_file_line_and_reason(line, reason):
@@ -123,6 +126,15 @@ def test_bad_command_line_value_says_so():
 def test_two_children_on_one_port_is_refused():
     with pytest.raises(ConfigError, match="gaming_port and probe_port are both 8005"):
         load_config(None, {"gaming_port": "8005"})
+
+
+def test_the_networkquality_port_runs_only_with_tls_and_may_not_share_a_port():
+    assert not load_config(None, {})[0].nq_enabled
+    with_tls = {"tls_cert": "/etc/c.pem", "tls_key": "/etc/k.pem"}
+    assert load_config(None, with_tls)[0].nq_enabled
+    assert not load_config(None, with_tls | {"nq_port": "0"})[0].nq_enabled
+    with pytest.raises(ConfigError, match="nq_port and load_port are both 8006"):
+        load_config(None, with_tls | {"nq_port": "8006"})
 
 
 def test_unreadable_and_binary_files(tmp_path):
