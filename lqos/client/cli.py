@@ -1,5 +1,9 @@
 """``lqos-bufferbloat-test URL [--mode household] [--json] [--short | --schedule NAME] [--cafile PATH]``: the test from a terminal.
 
+``lqos-bufferbloat-test --rpm https://HOST:PORT/.well-known/nq [--json] [--cafile PATH]`` runs the IETF
+responsiveness draft's test instead (``lqos/rpm/``), against this project's
+networkQuality port or any server of the draft, and prints RPM.
+
 Runs the same single-user test as the browser, or with ``--mode household``
 the virtual household (both in docs/PROTOCOL.md), against a server at
 URL and prints the result the server computed.  With ``--server auto`` it
@@ -28,6 +32,8 @@ from lqos.client.prober import ChildProber
 from lqos.client.report import render
 from lqos.client.runner import CEILING_MBPS, Refused, ceilings_mbps, run_test, start_test, submit
 from lqos.client.servers import fleet_servers, render_servers, resolve, timed
+from lqos.rpm.responsiveness import MAX_TEST_SECONDS
+from lqos.rpm.run import measure_rpm, render_rpm
 
 PROG = "lqos-bufferbloat-test"
 EXIT_FAILED = 1
@@ -42,6 +48,23 @@ def base_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def https_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme != "https" or not parts.hostname or len(text) > 2048:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an https:// URL (the draft's servers speak HTTP/2 over TLS)")
+    return text.strip()
+
+
+def rpm_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 5 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be a number of seconds from 5 to 60")
+    return value
 
 
 def positive_mbps(text: str) -> float:
@@ -69,7 +92,12 @@ def server_choice(text: str) -> str:
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description="Measure bufferbloat against an lqos-bufferbloat server.")
-    parser.add_argument("url", type=base_url, help="the server, e.g. https://test.isp.example")
+    parser.add_argument("url", type=base_url, nargs="?", help="the server, e.g. https://test.isp.example")
+    parser.add_argument("--rpm", metavar="CONFIG_URL", type=https_url,
+                        help="measure responsiveness (RPM) as the IETF draft and networkQuality do, against the "
+                             "configuration at CONFIG_URL, e.g. https://test.isp.example:8443/.well-known/nq")
+    parser.add_argument("--rpm-seconds", type=rpm_seconds, default=MAX_TEST_SECONDS, metavar="N",
+                        help=f"end the RPM test after N seconds if it has not become stable (5 to 60, default {MAX_TEST_SECONDS:g})")
     parser.add_argument("--mode", choices=MODES, default="single_user",
                         help="single_user (default): one device loads the line; household: the server's "
                              "personas (streaming, gaming, video call, updates, any plugged in) share it at once")
@@ -94,7 +122,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                        help="list the fleet's servers with their round trips, and test nothing")
     parser.add_argument("--timeline", metavar="PATH",
                         help="also write the test's start time (Unix seconds) and phases to PATH as JSON")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if (options.url is None) == (options.rpm is None):
+        parser.error("give the server's URL, or --rpm CONFIG_URL (not both)")
+    return options
 
 
 async def run(reactor, options: argparse.Namespace) -> tuple[bytes, dict[str, float]]:
@@ -168,6 +199,10 @@ async def chosen_url(reactor, options: argparse.Namespace) -> str:
 async def main_async(reactor, options: argparse.Namespace) -> None:
     household = options.mode == "household"
     try:
+        if options.rpm:
+            result = await measure_rpm(reactor, options.rpm, options.cafile, options.rpm_seconds)
+            sys.stdout.write(json.dumps(result, indent=2) + "\n" if options.json else render_rpm(result))
+            return
         if options.list_servers:
             sys.stdout.write(await list_servers(reactor, options))
             return

@@ -20,7 +20,7 @@ import h2.events
 import h2.exceptions
 import pytest
 
-from daemon import SINGLE_USER_ONLY, start_daemon
+from daemon import SINGLE_USER_ONLY, TWISTD, start_daemon
 
 BULK_SECONDS = 3
 
@@ -183,3 +183,80 @@ def test_opening_and_resetting_streams_in_a_loop_ends_the_connection(nq):
                 continue
             terminated = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
         assert terminated and terminated[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+# --- the CLI's RPM client (lqos/rpm/), against this server and against nghttpd ---
+
+
+def run_rpm(config_url: str, cafile: str, seconds: int = 5) -> dict:
+    answer = subprocess.run([str(TWISTD.parent / "lqos-bufferbloat-test"), "--rpm", config_url, "--cafile", cafile,
+                             "--rpm-seconds", str(seconds), "--json"], capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 0, answer.stderr
+    return json.loads(answer.stdout)
+
+
+def assert_a_full_result(result: dict) -> None:
+    """Both directions loaded, both kinds of probe answered, and RPM from them as the draft says."""
+    assert result["download_mbps"] > 10 and result["upload_mbps"] > 10, result
+    assert result["download_connections"] >= 1 and result["upload_connections"] >= 1
+    assert result["probes"]["foreign"] >= 10 and result["probes"]["self"] >= 10, result
+    means = result["trimmed_means_ms"]
+    assert result["foreign_rpm"] == pytest.approx(60000 / ((means["tcp_f"] + means["tls_f"] + means["http_f"]) / 3))
+    assert result["loaded_rpm"] == pytest.approx(60000 / means["http_l"])
+    assert result["rpm"] == pytest.approx((result["foreign_rpm"] + result["loaded_rpm"]) / 2)
+
+
+def test_the_rpm_client_measures_this_server(nq, certificates):
+    assert_a_full_result(run_rpm(f"{base(nq)}/.well-known/nq", certificates[0]))
+
+
+@pytest.fixture
+def nghttpd(tmp_path, certificates):
+    """A second, independent server of the draft: nghttp2's nghttpd serving the files the draft names."""
+    from daemon import free_ports
+
+    port = free_ports(1)[0]
+    root = tmp_path / "www"
+    (root / ".well-known").mkdir(parents=True)
+    (root / "small").write_bytes(b"x")
+    with open(root / "large", "wb") as large:
+        large.truncate(8 * 1024 ** 3)  # sparse: 8 GiB of zeros that take no disk
+    (root / "upload").write_bytes(b"")
+    url = f"https://127.0.0.1:{port}"
+    (root / ".well-known" / "nq").write_text(json.dumps({"version": 1, "urls": {
+        "small_https_download_url": f"{url}/small", "large_https_download_url": f"{url}/large",
+        "https_upload_url": f"{url}/upload"}}))
+    server = subprocess.Popen(["nghttpd", "-d", str(root), str(port), certificates[1], certificates[0]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_the_rpm_client_measures_another_implementation_of_the_draft(nghttpd, certificates):
+    """nghttpd knows nothing of this project: only the draft's configuration and three URLs in common."""
+    assert_a_full_result(run_rpm(f"{nghttpd}/.well-known/nq", certificates[0]))
+
+
+def test_the_rpm_client_refuses_a_server_without_http2_in_one_line(nq, certificates):
+    answer = subprocess.run([str(TWISTD.parent / "lqos-bufferbloat-test"), "--rpm", f"{nq.url}/api/health".replace("http://", "https://"),
+                             "--cafile", certificates[0]], capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 1
+    assert answer.stderr.count("\n") == 1 and "HTTP/2" in answer.stderr, answer.stderr
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["https://test.example", "--rpm", "https://test.example:8443/.well-known/nq"], "not both"),
+    ([], "give the server's URL, or --rpm CONFIG_URL"),
+    (["--rpm", "http://test.example:8443/.well-known/nq"], "is not an https:// URL"),
+    (["--rpm", "https://test.example:8443/.well-known/nq", "--rpm-seconds", "600"], "from 5 to 60"),
+])
+def test_a_wrong_rpm_command_line_says_what_is_wrong(argv, reason):
+    answer = subprocess.run([str(TWISTD.parent / "lqos-bufferbloat-test"), *argv], capture_output=True, text=True,
+                            timeout=30)
+    assert answer.returncode == 2 and reason in answer.stderr, answer.stderr
