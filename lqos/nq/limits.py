@@ -34,12 +34,17 @@ class NQLimits:
     # resetting streams in a loop ("rapid reset") ends the connection.
     streams_per_second: float = 200.0
     stream_burst: int = 400
-    # DATA bytes one connection writes per turn of the reactor, so that every
-    # other connection (a probe's, too) gets its turn between.
-    pump_bytes: int = 256 * KiB
-    # TCP_NOTSENT_LOWAT, as on the load port (lqos/load/limits.py): a probe
-    # answered on a loaded connection waits behind at most this much.
-    unsent_bytes_per_socket: int = 128 * KiB
+    # DATA bytes one connection writes per turn of the reactor, and
+    # TCP_NOTSENT_LOWAT.  A self probe's answer waits behind what this
+    # connection has already queued (the last turn's writing, and the
+    # kernel's unsent bytes), and on a load connection carrying a few Mbit/s
+    # that is most of its round trip: on the 50/10 Mbit/s shallow testbed link
+    # the self probes took 1100 ms with 256 KiB and 128 KiB (the load port's
+    # values), 289 ms with these, where ping rose by 22 ms.  They cost CPU at
+    # high rates: one connection's download went from 4.3 to 2.9 Gbit/s per
+    # server core on loopback (bench/nq.py).
+    pump_bytes: int = 64 * KiB
+    unsent_bytes_per_socket: int = 16 * KiB
     # Control frames (SETTINGS and PING acknowledgements, window updates)
     # written while the client reads nothing: beyond this it is gone.
     control_bytes_while_blocked: int = 1 * MiB

@@ -33,9 +33,11 @@ KiB = 1024
 MiB = 1024 * KiB
 WINDOW_BYTES = 16 * MiB
 CONNECTION_WINDOW_BYTES = 64 * MiB
-UNSENT_BYTES = 128 * KiB
-# Upload DATA written per turn of the reactor, so that probes and other connections get theirs.
-PUMP_BYTES = 256 * KiB
+# TCP_NOTSENT_LOWAT and the upload DATA written per turn of the reactor: a self
+# probe on an upload connection waits behind both (the server's side has the
+# same bounds, and why: lqos/nq/limits.py).
+UNSENT_BYTES = 16 * KiB
+PUMP_BYTES = 64 * KiB
 UPLOAD_BLOCK = bytes(range(256)) * 256  # 64 KiB; the server drops it unread
 
 
