@@ -180,13 +180,14 @@ def twistd_command(*plugin_args: str) -> list[str]:
 
 def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str, str] | None = None,
                  extra_args: tuple[str, ...] = (), env: dict | None = None, as_deployed: bool = False,
-                 ports: list[int] | None = None) -> Daemon:
+                 ports: list[int] | None = None, tls_ca: str | None = None) -> Daemon:
     """Start the daemon, wait until ``/api/health`` says every child runs.
 
     Its config is *config_text* and ``TEST_CONFIG_DEFAULTS`` for the keys it
     does not name; *as_deployed* (benchmarks) leaves the defaults out, so the
     daemon runs as an operator's does.  *ports* (main, then CHILD_ROLES'), from
     :func:`free_ports`, are for daemons that must know each other's before they start.
+    *tls_ca* is the certificate clients trust, where it is not *tls*'s own (a chain's root).
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     main_port, *ports = ports or free_ports(1 + len(CHILD_ROLES))
@@ -207,7 +208,7 @@ def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str,
     if tls:
         cert, key = tls
         args += ["--tls-cert", cert, "--tls-key", key]
-        context = ssl.create_default_context(cafile=cert)
+        context = ssl.create_default_context(cafile=tls_ca or cert)
     log_path = tmp_path / "twistd.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
@@ -215,7 +216,7 @@ def start_daemon(tmp_path: Path, config_text: str | None = None, tls: tuple[str,
             env={**os.environ, **(env or {})},
         )
     daemon = Daemon(process, main_port, child_ports, data_dir, log_path,
-                    tls_ca=tls[0] if tls else None, scheme="https" if tls else "http",
+                    tls_ca=(tls_ca or tls[0]) if tls else None, scheme="https" if tls else "http",
                     _ssl_context=context)
     ready = wait_until(lambda: process.poll() is not None or _all_running(daemon), timeout=20)
     if process.poll() is not None or not ready:

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Protocol
 from twisted.logger import FileLogObserver, Logger, eventAsText, globalLogBeginner
 
-from lqos.daemon.endpoints import child_endpoint
+from lqos.daemon.endpoints import child_endpoint, tls_server_factory
 
 log = Logger()
 
@@ -79,8 +79,8 @@ async def _serve(reactor, role: str, options: argparse.Namespace, make_factory, 
     stdio.StandardIO(link, reactor=reactor)
     factory = make_factory(reactor, link.send)
     if listen is None:
-        description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
-        ports = [await serverFromString(reactor, description).listen(factory)]
+        endpoint = serverFromString(reactor, child_endpoint(options.port, options.interface))
+        ports = [await endpoint.listen(tls_server_factory(factory, options.tls_cert, options.tls_key))]
     else:
         ports = listen(reactor, factory)
     for port in ports:

@@ -26,28 +26,19 @@ class TLSFilesError(ValueError):
     """The certificate or key cannot be used; the message says which and why."""
 
 
-def _tls_arguments(tls_cert: str, tls_key: str) -> str:
-    return f"privateKey={quoteStringArgument(tls_key)}:certKey={quoteStringArgument(tls_cert)}"
-
-
-def main_endpoint(description: str, tls_cert: str = "", tls_key: str = "") -> str:
-    """The main port: ``tcp:N`` becomes ``ssl:N:...`` when TLS is configured, and a TCP or TLS
-    port queues ``LISTEN_BACKLOG`` connections unless its description names a backlog."""
-    if tls_cert and tls_key and description.startswith("tcp:"):
-        description = f"ssl:{description[len('tcp:'):]}:{_tls_arguments(tls_cert, tls_key)}"
+def main_endpoint(description: str) -> str:
+    """The main port's description: a TCP or TLS port queues ``LISTEN_BACKLOG`` connections unless
+    its description names a backlog.  TLS from ``tls_cert`` is added by ``guard_outside_tls``."""
     if description.startswith(("tcp:", "ssl:")) and "backlog=" not in description:
         description += f":backlog={LISTEN_BACKLOG}"
     return description
 
 
-def child_endpoint(port: int, interface: str = "", tls_cert: str = "", tls_key: str = "") -> str:
-    """The endpoint a child process listens on."""
-    kind = "ssl" if tls_cert and tls_key else "tcp"
-    parts = [kind, str(port), f"backlog={LISTEN_BACKLOG}"]
+def child_endpoint(port: int, interface: str = "") -> str:
+    """The TCP endpoint a child process listens on (TLS, when configured, is ``tls_server_factory``'s)."""
+    parts = ["tcp", str(port), f"backlog={LISTEN_BACKLOG}"]
     if interface:
         parts.append(f"interface={quoteStringArgument(interface)}")
-    if kind == "ssl":
-        parts.append(_tls_arguments(tls_cert, tls_key))
     return ":".join(parts)
 
 
@@ -56,7 +47,13 @@ PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICA
 
 def tls_options(tls_cert: str, tls_key: str, protocols: tuple[bytes, ...] = ()):
     """TLS server options from PEM files: the first certificate of *tls_cert* is the server's, the
-    rest its chain (as in Let's Encrypt's ``fullchain.pem``); *protocols* are offered by ALPN."""
+    rest its chain, as in Let's Encrypt's ``fullchain.pem``; *protocols* are offered by ALPN.
+
+    Twisted's ``ssl:`` endpoint string reads only the first certificate of
+    ``certKey``, so a server configured with ``fullchain.pem`` sent no
+    intermediate, and a client that does not fetch one itself (curl, Python,
+    this project's CLI) could not verify it.
+    """
     from OpenSSL.crypto import FILETYPE_PEM
     from twisted.internet import ssl
 
@@ -66,6 +63,13 @@ def tls_options(tls_cert: str, tls_key: str, protocols: tuple[bytes, ...] = ()):
         key = ssl.KeyPair.load(handle.read(), FILETYPE_PEM).original
     return ssl.CertificateOptions(privateKey=key, certificate=certificates[0], extraCertChain=certificates[1:],
                                   acceptableProtocols=list(protocols) or None)
+
+
+def tls_server_factory(factory, tls_cert: str, tls_key: str, protocols: tuple[bytes, ...] = ()):
+    """*factory* behind TLS from the PEM files, or *factory* itself when none are configured."""
+    if not (tls_cert and tls_key):
+        return factory
+    return TLSMemoryBIOFactory(tls_options(tls_cert, tls_key, protocols), False, factory)
 
 
 def check_tls_files(tls_cert: str, tls_key: str) -> None:
@@ -100,20 +104,21 @@ def check_tls_files(tls_cert: str, tls_key: str) -> None:
         raise TLSFilesError(f"the key {tls_key} does not match the certificate {tls_cert}") from None
 
 
-def guard_outside_tls(reactor, endpoint, site, guard):
+def guard_outside_tls(reactor, endpoint, site, guard, tls_cert: str = "", tls_key: str = ""):
     """The endpoint to listen on and its factory: *guard* around TLS (if any) around *site*.
 
-    The guard must sit under TLS, not over it: a WebSocket upgrade hands the
-    connection over by replacing the protocol its transport wraps, and
-    Autobahn reads TLS details only from a ``TLSMemoryBIOProtocol`` transport.
-    (Twisted offers no public way to take an ``ssl:`` endpoint apart, hence
-    the private attributes.)
+    TLS comes from the PEM files, or from an ``ssl:`` description of the
+    operator's own.  The guard must sit under TLS, not over it: a WebSocket
+    upgrade hands the connection over by replacing the protocol its
+    transport wraps, and Autobahn reads TLS details only from a
+    ``TLSMemoryBIOProtocol`` transport.  (Twisted offers no public way to
+    take an ``ssl:`` endpoint apart, hence the private attributes.)
     """
     if isinstance(endpoint, SSL4ServerEndpoint):
         tls = TLSMemoryBIOFactory(endpoint._sslContextFactory, False, site)
         plain = TCP4ServerEndpoint(reactor, endpoint._port, endpoint._backlog, endpoint._interface)
         return plain, guard(tls)
-    return endpoint, guard(site)
+    return endpoint, guard(tls_server_factory(site, tls_cert, tls_key))
 
 
 def listen_shared(reactor, port: int, interface: str, factory) -> IListeningPort:

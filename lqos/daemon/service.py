@@ -118,12 +118,15 @@ def make_service(config: Config, reactor) -> MultiService:
                                total=config.max_connections, head_seconds=config.http_request_head_seconds,
                                exempt=lambda host: _is_trusted_proxy(host, config))
     raise_open_files_limit(config.max_connections)
-    description = main_endpoint(config.port, config.tls_cert, config.tls_key)
-    endpoint, guarded = guard_outside_tls(reactor, serverFromString(reactor, description), site, guarded)
+    description = main_endpoint(config.port)
+    # TLS goes on a TCP port; another kind of endpoint (unix:, or an operator's own ssl:) is served as written.
+    tls_files = (config.tls_cert, config.tls_key) if description.startswith("tcp:") else ("", "")
+    endpoint, guarded = guard_outside_tls(reactor, serverFromString(reactor, description), site, guarded, *tls_files)
     listener = StreamServerEndpointService(endpoint, guarded)
     listener._raiseSynchronously = True  # a port in use stops start-up, as strports does
     listener.setServiceParent(top)
-    log.info("main site on {endpoint}", endpoint=description.split(":privateKey=")[0])
+    log.info("main site on {endpoint}{tls}", endpoint=description.split(":privateKey=")[0],
+             tls=" with TLS" if tls_files[0] else "")
     if config.nq_enabled:
         log.info("networkQuality configuration at https://HOST:{port}/.well-known/nq", port=config.nq_port)
     elif config.nq_port:

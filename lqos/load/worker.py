@@ -6,10 +6,9 @@ import argparse
 from typing import Callable
 
 from twisted.internet import task
-from twisted.internet.endpoints import serverFromString
 from twisted.web.server import Site
 
-from lqos.daemon.endpoints import child_endpoint, guard_outside_tls
+from lqos.daemon.endpoints import tls_server_factory
 from lqos.load.request import LoadRequestFactory
 from lqos.load.routes import LoadEndpoints
 from lqos.load.tickets import LoadTickets
@@ -33,11 +32,10 @@ def load_worker_factory(reactor, options: argparse.Namespace, secret: bytes,
     report = task.LoopingCall(_report, tickets, send_to_parent)
     report.clock = reactor
     report.start(REPORT_SECONDS, now=False)
-    description = child_endpoint(options.port, options.interface, options.tls_cert, options.tls_key)
-    guard = lambda wrapped: ConnectionLimits(wrapped, reactor, per_ip=options.connections_per_ip,
-                                             total=options.connections, head_seconds=options.head_seconds)
-    _, factory = guard_outside_tls(reactor, serverFromString(reactor, description), site, guard)
-    return factory
+    # Guarded under TLS (guard_outside_tls says why); the ports are listen_shared's, in __main__.py.
+    return ConnectionLimits(tls_server_factory(site, options.tls_cert, options.tls_key), reactor,
+                            per_ip=options.connections_per_ip, total=options.connections,
+                            head_seconds=options.head_seconds)
 
 
 def _report(tickets: LoadTickets, send_to_parent: Callable[[dict], None]) -> None:

@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-from twisted.protocols.tls import TLSMemoryBIOFactory
-
 from lqos.daemon.childproc import child_argument_parser, run_child
-from lqos.daemon.endpoints import listen_shared, tls_options
+from lqos.daemon.endpoints import listen_shared, tls_server_factory
 from lqos.net.connections import ConnectionLimits
 from lqos.nq.limits import NQLimits
 from lqos.nq.server import NQFactory, NQShared
@@ -30,8 +28,8 @@ def nq_factory(reactor, options, limits: NQLimits = NQLimits()):
     has *head_seconds* to open a stream (goresponsiveness leaves every probe
     connection open when it is done with it).
     """
-    tls = TLSMemoryBIOFactory(tls_options(options.tls_cert, options.tls_key, (b"h2", b"http/1.1")), False,
-                              NQFactory(NQShared(limits, reactor)))
+    tls = tls_server_factory(NQFactory(NQShared(limits, reactor)), options.tls_cert, options.tls_key,
+                             (b"h2", b"http/1.1"))
     return ConnectionLimits(tls, reactor, per_ip=options.connections_per_ip, total=options.connections,
                             head_seconds=options.head_seconds)
 

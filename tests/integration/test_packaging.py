@@ -109,6 +109,44 @@ def test_every_port_completes_a_browser_like_tls_handshake(tls_daemon, certifica
             assert tls.selected_alpn_protocol() in (None, "http/1.1", "h2")
 
 
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def chained_daemon(tmp_path_factory):
+    """A daemon whose certificate file is a leaf and its intermediate, as Let's Encrypt's fullchain.pem."""
+    directory = tmp_path_factory.mktemp("chain")
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (directory / "ca.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n")
+    (directory / "leaf.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-x509", *key, "-days", "2", "-subj", "/CN=root", "-keyout", str(directory / "root.key"),
+            "-out", str(directory / "root.pem"), "-addext", "basicConstraints=critical,CA:TRUE")
+    for name, issuer, extensions in (("inter", "root", "ca.ext"), ("leaf", "inter", "leaf.ext")):
+        openssl("req", *key, "-subj", f"/CN={name}", "-keyout", str(directory / f"{name}.key"),
+                "-out", str(directory / f"{name}.csr"))
+        openssl("x509", "-req", "-in", str(directory / f"{name}.csr"), "-CA", str(directory / f"{issuer}.pem"),
+                "-CAkey", str(directory / f"{issuer}.key"), "-CAcreateserial", "-days", "2",
+                "-extfile", str(directory / extensions), "-out", str(directory / f"{name}.pem"))
+    (directory / "fullchain.pem").write_bytes((directory / "leaf.pem").read_bytes() + (directory / "inter.pem").read_bytes())
+    running = start_daemon(directory / "daemon", config_text="virtual_household=off\n",
+                           tls=(str(directory / "fullchain.pem"), str(directory / "leaf.key")),
+                           tls_ca=str(directory / "root.pem"))
+    yield running, str(directory / "root.pem")
+    running.stop()
+
+
+@pytest.mark.parametrize("role", ["main", "probe", "load", "upload", "nq"])
+def test_every_port_sends_the_intermediate_of_a_full_chain(chained_daemon, role):
+    """A client that trusts only the root verifies every port: Twisted's ssl: endpoint sent the leaf alone."""
+    daemon, root = chained_daemon
+    context = ssl.create_default_context(cafile=root)
+    port = daemon.port if role == "main" else daemon.child_ports[role]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.getpeercert()["subject"] == ((("commonName", "leaf"),),)
+
+
 # --- the systemd unit ---
 
 
