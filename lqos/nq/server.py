@@ -25,18 +25,18 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (ConnectionTerminated, DataReceived, RemoteSettingsChanged, RequestReceived, StreamEnded,
                        StreamReset, WindowUpdated)
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from lqos.net.connections import connection_guard
+from lqos.net.h2 import H2Endpoint
 from lqos.net.sockets import limit_unsent_bytes, send_small_messages_at_once
 from lqos.nq.limits import NQLimits
 
@@ -123,25 +123,23 @@ class NQShared:
             del self.bulk_by_ip[host]
 
 
-@implementer(IPushProducer, IHandshakeListener)
-class NQConnection(Protocol):
+@implementer(IHandshakeListener)
+class NQConnection(H2Endpoint):
     """The server side of one HTTP/2 connection; also the push producer its transport pauses."""
 
     def __init__(self, shared: NQShared):
+        super().__init__(shared.clock, H2Configuration(client_side=False, header_encoding=None),
+                         shared.limits.pump_bytes)
         self._shared = shared
         self._limits = shared.limits
-        self._h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
         self._bodies: dict[int, _Body] = {}  # responses still being written, oldest first
         self._uploads: dict[int, int] = {}  # stream -> bytes received
         self._bulk: dict = {}  # large downloads and uploads: stream -> its bulk_seconds timer
-        self._open = set()  # streams with a request in progress
+        self._streams = set()  # streams with a request in progress
         self._order: deque[int] = deque()  # bulk bodies, in turn
-        self._paused = False
         self._blocked_control_bytes = 0
-        self._pump_call = None
         self._tokens = float(self._limits.stream_burst)
         self._tokens_at = shared.clock.seconds()
-        self._speaking = False
         self._host = ""
 
     # The connection.
@@ -156,7 +154,7 @@ class NQConnection(Protocol):
             self.transport.write(NOT_HTTP2)
             self.transport.loseConnection()
             return
-        self._speaking = True
+        self.open = True
         limit_unsent_bytes(self.transport, self._limits.unsent_bytes_per_socket)
         send_small_messages_at_once(self.transport)
         self._h2.initiate_connection()
@@ -168,44 +166,21 @@ class NQConnection(Protocol):
         self._h2.increment_flow_control_window(self._limits.connection_window_bytes - 65535)
         self._flush()
 
-    def dataReceived(self, data: bytes) -> None:
-        if not self._speaking:
-            return
-        try:
-            events = self._h2.receive_data(data)
-        except ProtocolError as error:
-            log.debug("nq: protocol error from {host}: {error}", host=self._host, error=error)
-            self._flush()
-            self.transport.loseConnection()
-            return
-        for event in events:
-            self._handle(event)
-        self._flush()
-        self._schedule_pump()
+    def protocol_error(self, error: ProtocolError) -> None:
+        log.debug("nq: protocol error from {host}: {error}", host=self._host, error=error)
 
     def connectionLost(self, reason=None) -> None:
-        self._speaking = False
-        if self._pump_call is not None and self._pump_call.active():
-            self._pump_call.cancel()
-        for stream_id in list(self._open):
+        super().connectionLost(reason)
+        for stream_id in list(self._streams):
             self._close_stream(stream_id)
 
-    # IPushProducer: the transport pauses this connection's bulk writing while its buffer is full.
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
     def resumeProducing(self) -> None:
-        self._paused = False
         self._blocked_control_bytes = 0
-        self._schedule_pump()
-
-    def stopProducing(self) -> None:
-        self._paused = True
+        super().resumeProducing()
 
     # Requests.
 
-    def _handle(self, event) -> None:
+    def handle(self, event) -> None:
         if isinstance(event, RequestReceived):
             self._request(event.stream_id, dict(event.headers), event.stream_ended is not None)
         elif isinstance(event, DataReceived):
@@ -229,7 +204,7 @@ class NQConnection(Protocol):
             self._flush()
             self.transport.loseConnection()
             return
-        self._open.add(stream_id)
+        self._streams.add(stream_id)
         guard = connection_guard(self.transport)
         if guard is not None:
             guard.request_head_received()
@@ -302,9 +277,9 @@ class NQConnection(Protocol):
 
     def _close_stream(self, stream_id: int) -> None:
         """The stream is over (answered, reset or cut): forget it and give back its slots."""
-        if stream_id not in self._open:
+        if stream_id not in self._streams:
             return
-        self._open.discard(stream_id)
+        self._streams.discard(stream_id)
         self._bodies.pop(stream_id, None)
         self._uploads.pop(stream_id, None)
         if stream_id in self._order:
@@ -320,16 +295,11 @@ class NQConnection(Protocol):
 
     # Writing.
 
-    def _schedule_pump(self) -> None:
-        if self._pump_call is None and self._speaking and not self._paused and self._bodies:
-            self._pump_call = self._shared.clock.callLater(0, self._pump)
+    def has_data(self) -> bool:
+        return bool(self._bodies)
 
-    def _pump(self) -> None:
-        """Write DATA: every small body first, then bulk bodies in turn, up to pump_bytes."""
-        self._pump_call = None
-        if self._paused or not self._speaking:
-            return
-        budget = self._limits.pump_bytes
+    def write_data(self, budget: int) -> int:
+        """Every small body first, then bulk bodies in turn, a frame each."""
         small = [stream_id for stream_id, body in self._bodies.items() if not body.bulk]
         for stream_id in small:
             budget -= self._send(stream_id, budget)
@@ -344,9 +314,7 @@ class NQConnection(Protocol):
                 progressed = progressed or sent > 0
                 if budget <= 0:
                     break
-        self._flush()
-        if budget <= 0:
-            self._schedule_pump()
+        return budget
 
     def _send(self, stream_id: int, budget: int) -> int:
         """Write what the windows allow of one body, up to *budget* bytes; the bytes written."""
@@ -365,10 +333,7 @@ class NQConnection(Protocol):
                 break
         return sent
 
-    def _flush(self) -> None:
-        data = self._h2.data_to_send()
-        if not data:
-            return
+    def write(self, data: bytes) -> None:
         if self._paused:
             self._blocked_control_bytes += len(data)
             if self._blocked_control_bytes > self._limits.control_bytes_while_blocked:

@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
 from h2.events import (ConnectionTerminated, DataReceived, ResponseReceived, StreamEnded, StreamReset,
                        WindowUpdated)
-from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IHandshakeListener
 from zope.interface import implementer
 
 from lqos.client.http import describe_error
+from lqos.net.h2 import H2Endpoint
 from lqos.net.sockets import limit_unsent_bytes, send_small_messages_at_once
 
 KiB = 1024
@@ -52,8 +50,8 @@ class _Stream:
     status: int | None = None
 
 
-@implementer(IHandshakeListener, IPushProducer)
-class H2Client(Protocol):
+@implementer(IHandshakeListener)
+class H2Client(H2Endpoint):
     """The client side of one HTTP/2 connection.
 
     ``ready`` fires with the connection once TLS chose ``h2``; ``tcp_at`` and
@@ -61,18 +59,14 @@ class H2Client(Protocol):
     """
 
     def __init__(self, clock, authority: str):
-        self._clock = clock
+        super().__init__(clock, H2Configuration(client_side=True, header_encoding=None), PUMP_BYTES)
         self._authority = authority.encode()
-        self._h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         self._streams: dict[int, _Stream] = {}
         self._uploads: dict[int, Callable[[int], None]] = {}  # stream -> what counts its sent bytes
-        self._paused = False
-        self._pump_call = None
         self._last_stream = 0
         self.ready: Deferred = Deferred()
         self.tcp_at: float | None = None
         self.tls_at: float | None = None
-        self.open = False
 
     # Connection events.
 
@@ -95,36 +89,15 @@ class H2Client(Protocol):
         self.open = True
         self.ready.callback(self)
 
-    def dataReceived(self, data: bytes) -> None:
-        try:
-            events = self._h2.receive_data(data)
-        except ProtocolError as error:
-            self.transport.loseConnection()
-            self._fail_all(H2Error(f"HTTP/2 protocol error: {error}"))
-            return
-        for event in events:
-            self._handle(event)
-        self._flush()
-        self._schedule_pump()
+    def protocol_error(self, error) -> None:
+        self._fail_all(H2Error(f"HTTP/2 protocol error: {error}"))
 
     def connectionLost(self, reason=None) -> None:
-        self.open = False
-        if self._pump_call is not None and self._pump_call.active():
-            self._pump_call.cancel()
+        super().connectionLost(reason)
         if not self.ready.called:
             why = describe_error(reason.value) if reason else "the connection closed"
             self._fail_ready(H2Error(f"{why}; the draft's servers speak HTTP/2 over TLS (ALPN h2)"))
         self._fail_all(H2Error("the connection closed"))
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._schedule_pump()
-
-    def stopProducing(self) -> None:
-        self._paused = True
 
     # Requests.
 
@@ -145,8 +118,7 @@ class H2Client(Protocol):
             self.open = False
             self._h2.close_connection()
             self._flush()
-        if self._pump_call is not None and self._pump_call.active():
-            self._pump_call.cancel()
+        self._cancel_pump()
         self.transport.loseConnection()
 
     def _request(self, method: bytes, path: str, on_data, end_stream: bool) -> Deferred:
@@ -162,7 +134,7 @@ class H2Client(Protocol):
         self._flush()
         return stream.done
 
-    def _handle(self, event) -> None:
+    def handle(self, event) -> None:
         stream = self._streams.get(getattr(event, "stream_id", None))
         if isinstance(event, ResponseReceived) and stream is not None:
             stream.status = int(dict(event.headers).get(b":status", b"0"))
@@ -196,17 +168,12 @@ class H2Client(Protocol):
 
     # The upload pump.
 
-    def _schedule_pump(self) -> None:
-        if self._pump_call is None and self.open and not self._paused and self._uploads:
-            self._pump_call = self._clock.callLater(0, self._pump)
+    def has_data(self) -> bool:
+        return bool(self._uploads)
 
-    def _pump(self) -> None:
-        self._pump_call = None
-        if not self.open:
-            return
-        budget = PUMP_BYTES
+    def write_data(self, budget: int) -> int:
         for stream_id, on_sent in list(self._uploads.items()):
-            while budget > 0 and not self._paused:
+            while budget > 0:
                 size = min(budget, len(UPLOAD_BLOCK), self._h2.local_flow_control_window(stream_id),
                            self._h2.max_outbound_frame_size)
                 if size <= 0:
@@ -214,11 +181,4 @@ class H2Client(Protocol):
                 self._h2.send_data(stream_id, memoryview(UPLOAD_BLOCK)[:size])
                 budget -= size
                 on_sent(size)
-        self._flush()
-        if budget <= 0:
-            self._schedule_pump()
-
-    def _flush(self) -> None:
-        data = self._h2.data_to_send()
-        if data:
-            self.transport.write(data)
+        return budget
