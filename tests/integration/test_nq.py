@@ -22,7 +22,7 @@ import pytest
 
 from daemon import SINGLE_USER_ONLY, TWISTD, start_daemon
 
-BULK_SECONDS = 3
+BULK_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_probes_on_a_loaded_connection_are_answered_while_its_large_download_run
     """
     url = base(nq)
     script = tmp_path / "timing.txt"
-    script.write_text(f"0\t{url}/nq/large\n" + "".join(f"{300 + 100 * i}\t{url}/nq/small\n" for i in range(20)))
+    script.write_text(f"0\t{url}/nq/large\n" + "".join(f"{300 + 100 * i}\t{url}/nq/small\n" for i in range(15)))
     log = tmp_path / "requests.tsv"
     run = subprocess.run(["h2load", "-c1", "-m100", f"--timing-script-file={script}", f"--log-file={log}"],
                          capture_output=True, text=True, timeout=60)
@@ -96,7 +96,7 @@ def test_probes_on_a_loaded_connection_are_answered_while_its_large_download_run
     assert len(large) == 1 and large[0][1] == "-1", rows  # reset by the server, at its time bound
     large_start, large_end = int(large[0][0]), int(large[0][0]) + int(large[0][2])
     assert BULK_SECONDS - 0.5 < (large_end - large_start) / 1e6 < BULK_SECONDS + 2
-    assert len(probes) == 20 and all(row[1] == "200" for row in probes), rows
+    assert len(probes) == 15 and all(row[1] == "200" for row in probes), rows
     assert all(large_start < int(row[0]) and int(row[0]) + int(row[2]) < large_end for row in probes), rows
     assert max(int(row[2]) for row in probes) < 200_000, rows  # each answered within 200 ms
     traffic = next(line for line in run.stdout.splitlines() if line.startswith("traffic:"))
@@ -106,19 +106,22 @@ def test_probes_on_a_loaded_connection_are_answered_while_its_large_download_run
 def test_the_large_download_streams_8_gib_uncompressed_for_as_long_as_the_client_reads(nq):
     """The reference servers' large: 8 GiB with a Content-Length, no-store, no Content-Encoding."""
     answer = curl("--http2", "-H", "Accept-Encoding: gzip, br", "-D", "/dev/stdout", "-o", "/dev/null",
-                  "-m", "2", "-w", "%{size_download}", f"{base(nq)}/nq/large")
+                  "-m", "1", "-w", "%{size_download}", f"{base(nq)}/nq/large")
     assert answer.returncode == 28, answer.stderr  # curl's own time limit ended it, not the server
     head, size = answer.stdout.rsplit("\r\n\r\n", 1)
     assert head.startswith("HTTP/2 200")
     assert "content-length: 8589934592" in head and "cache-control: no-store" in head
     assert "content-encoding" not in head.lower()
-    assert int(size) > 20_000_000
+    assert int(size) > 10_000_000
 
 
 def feeder(seconds: float) -> subprocess.Popen:
-    """A process writing random bytes to its stdout for *seconds*, then closing it."""
+    """A process writing random bytes to its stdout for *seconds*, about 200 Mbit/s, then closing it.
+
+    Paced, so that the upload is not a CPU race with the suite's other tests on two cores.
+    """
     code = ("import os, sys, time\nblock = os.urandom(65536)\nend = time.monotonic() + float(sys.argv[1])\n"
-            "while time.monotonic() < end:\n    sys.stdout.buffer.write(block)\n")
+            "while time.monotonic() < end:\n    sys.stdout.buffer.write(block)\n    time.sleep(0.0025)\n")
     return subprocess.Popen([sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE)
 
 
@@ -130,7 +133,7 @@ def test_an_endless_upload_without_length_or_type_is_taken_until_it_ends_then_an
     source.wait()
     status, size = answer.stdout.split()
     assert answer.returncode == 0 and status == "200", answer.stderr
-    assert int(size) > 20_000_000
+    assert int(size) > 10_000_000
 
 
 def test_an_upload_longer_than_the_bound_is_reset_not_refused_with_413(nq):
