@@ -48,7 +48,6 @@ LONGEST_MODULES_FIRST = (
     "tests/browser/test_single_user_page.py",  # 44
     "tests/integration/test_daemon.py",  # 42
     "tests/integration/test_household_server.py",  # 30
-    "tests/integration/test_nq.py",  # 27
     "tests/integration/test_fleet_selection.py",  # 21
     "tests/browser/test_https_page.py",  # 19
     "tests/browser/test_firefox.py",  # 18

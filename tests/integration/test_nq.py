@@ -23,6 +23,9 @@ import pytest
 from daemon import SINGLE_USER_ONLY, TWISTD, start_daemon
 
 BULK_SECONDS = 2
+# Loopback bulk HTTP/2 runs as fast as the cores go: these tests would starve the suite's others
+# (a household test's persona rates, a TLS handshake's deadline), and the others their probes.
+ALONE = pytest.mark.alone
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,7 @@ def test_small_is_one_byte_and_other_paths_and_methods_are_refused_with_a_reason
     assert wrong.stdout.endswith("\n405") and "takes GET" in wrong.stdout
 
 
+@ALONE
 def test_probes_on_a_loaded_connection_are_answered_while_its_large_download_runs(nq, tmp_path):
     """goresponsiveness's self probes: small GETs as extra streams on a load connection.
 
@@ -147,6 +151,7 @@ def test_an_upload_longer_than_the_bound_is_reset_not_refused_with_413(nq):
     assert BULK_SECONDS - 0.5 < time.monotonic() - started < BULK_SECONDS + 3
 
 
+@ALONE
 def test_too_many_large_streams_from_one_address_get_429_with_retry_after(nq, tmp_path):
     urls = tmp_path / "urls.txt"
     urls.write_text(f"{base(nq)}/nq/large\n" * 70)
@@ -209,6 +214,7 @@ def assert_a_full_result(result: dict) -> None:
     assert result["rpm"] == pytest.approx((result["foreign_rpm"] + result["loaded_rpm"]) / 2)
 
 
+@ALONE
 def test_the_rpm_client_measures_this_server(nq, certificates):
     assert_a_full_result(run_rpm(f"{base(nq)}/.well-known/nq", certificates[0]))
 
@@ -241,6 +247,7 @@ def nghttpd(tmp_path, certificates):
         server.wait(timeout=10)
 
 
+@ALONE
 def test_the_rpm_client_measures_another_implementation_of_the_draft(nghttpd, certificates):
     """nghttpd knows nothing of this project: only the draft's configuration and three URLs in common."""
     assert_a_full_result(run_rpm(f"{nghttpd}/.well-known/nq", certificates[0]))
@@ -263,3 +270,13 @@ def test_a_wrong_rpm_command_line_says_what_is_wrong(argv, reason):
     answer = subprocess.run([str(TWISTD.parent / "lqos-bufferbloat-test"), *argv], capture_output=True, text=True,
                             timeout=30)
     assert answer.returncode == 2 and reason in answer.stderr, answer.stderr
+
+
+def test_the_server_offers_large_flow_control_windows(nq):
+    """nghttp shows the server's SETTINGS and WINDOW_UPDATE frames: 16 MiB per stream and 64 MiB per
+    connection, so that an upload is not held to h2's 65,535 bytes per round trip."""
+    answer = subprocess.run(["nghttp", "-nv", f"{base(nq)}/nq/small"], capture_output=True, text=True, timeout=30)
+    assert "[SETTINGS_INITIAL_WINDOW_SIZE(0x04):16777216]" in answer.stdout, answer.stdout
+    assert "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100]" in answer.stdout
+    assert f"(window_size_increment={64 * 1024 * 1024 - 65535})" in answer.stdout
+    assert "The negotiated protocol: h2" in answer.stdout
