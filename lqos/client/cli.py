@@ -62,8 +62,8 @@ def rpm_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 5 <= value <= 60:
-        raise argparse.ArgumentTypeError("must be a number of seconds from 5 to 60")
+    if not 3 <= value <= 60:
+        raise argparse.ArgumentTypeError("must be a number of seconds from 3 to 60")
     return value
 
 
@@ -97,7 +97,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="measure responsiveness (RPM) as the IETF draft and networkQuality do, against the "
                              "configuration at CONFIG_URL, e.g. https://test.isp.example:8443/.well-known/nq")
     parser.add_argument("--rpm-seconds", type=rpm_seconds, default=MAX_TEST_SECONDS, metavar="N",
-                        help=f"end the RPM test after N seconds if it has not become stable (5 to 60, default {MAX_TEST_SECONDS:g})")
+                        help=f"end the RPM test after N seconds if it has not become stable (3 to 60, default {MAX_TEST_SECONDS:g})")
     parser.add_argument("--mode", choices=MODES, default="single_user",
                         help="single_user (default): one device loads the line; household: the server's "
                              "personas (streaming, gaming, video call, updates, any plugged in) share it at once")

@@ -22,7 +22,7 @@ import pytest
 
 from daemon import SINGLE_USER_ONLY, TWISTD, start_daemon
 
-BULK_SECONDS = 2
+BULK_SECONDS = 3
 # Loopback bulk HTTP/2 runs as fast as the cores go: these tests would starve the suite's others
 # (a household test's persona rates, a TLS handshake's deadline), and the others their probes.
 ALONE = pytest.mark.alone
@@ -131,7 +131,7 @@ def feeder(seconds: float) -> subprocess.Popen:
 
 def test_an_endless_upload_without_length_or_type_is_taken_until_it_ends_then_answered_200(nq):
     """goresponsiveness's upload: a POST with no Content-Length and no Content-Type, for as long as it likes."""
-    source = feeder(1.5)
+    source = feeder(1.0)
     answer = curl("--http2", "-X", "POST", "-H", "Content-Type:", "-T", "-", "-w", "%{http_code} %{size_upload}",
                   f"{base(nq)}/nq/upload", stdin=source.stdout)
     source.wait()
@@ -196,7 +196,7 @@ def test_opening_and_resetting_streams_in_a_loop_ends_the_connection(nq):
 # --- the CLI's RPM client (lqos/rpm/), against this server and against nghttpd ---
 
 
-def run_rpm(config_url: str, cafile: str, seconds: int = 5) -> dict:
+def run_rpm(config_url: str, cafile: str, seconds: int = 3) -> dict:
     answer = subprocess.run([str(TWISTD.parent / "lqos-bufferbloat-test"), "--rpm", config_url, "--cafile", cafile,
                              "--rpm-seconds", str(seconds), "--json"], capture_output=True, text=True, timeout=60)
     assert answer.returncode == 0, answer.stderr
@@ -264,7 +264,7 @@ def test_the_rpm_client_refuses_a_server_without_http2_in_one_line(nq, certifica
     (["https://test.example", "--rpm", "https://test.example:8443/.well-known/nq"], "not both"),
     ([], "give the server's URL, or --rpm CONFIG_URL"),
     (["--rpm", "http://test.example:8443/.well-known/nq"], "is not an https:// URL"),
-    (["--rpm", "https://test.example:8443/.well-known/nq", "--rpm-seconds", "600"], "from 5 to 60"),
+    (["--rpm", "https://test.example:8443/.well-known/nq", "--rpm-seconds", "600"], "from 3 to 60"),
 ])
 def test_a_wrong_rpm_command_line_says_what_is_wrong(argv, reason):
     answer = subprocess.run([str(TWISTD.parent / "lqos-bufferbloat-test"), *argv], capture_output=True, text=True,
