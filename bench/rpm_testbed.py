@@ -25,10 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent / "tests" / "testbed")]
 
-from accuracy import DAEMON_CONFIG, SCENARIOS, phase_spans  # noqa: E402
-from daemon import REPO, TWISTD, wait_until  # noqa: E402
+from accuracy import SCENARIOS, phase_spans, spawn_daemon_in, wait_for_daemon  # noqa: E402
+from daemon import TWISTD  # noqa: E402
 from groundtruth import PingRecorder, median_between  # noqa: E402
-from netlab import SERVER_ADDRESS, Testbed, run  # noqa: E402
+from netlab import SERVER_ADDRESS, Testbed  # noqa: E402
 
 LINKS = ("50/10 deep", "50/10 shallow")
 CLIENT = str(TWISTD.parent / "lqos-bufferbloat-test")
@@ -46,18 +46,9 @@ def certificate(directory: Path) -> tuple[str, str]:
 
 
 def start_daemon(bed: Testbed, directory: Path, cert: str, key: str) -> subprocess.Popen:
-    config = directory / "lqos_test.conf"
-    config.write_text(DAEMON_CONFIG + f"tls_cert={cert}\ntls_key={key}\nvirtual_household=off\n")
-    log = open(directory / "twistd.log", "wb")
-    daemon = bed.popen(bed.server, [str(TWISTD), "--nodaemon", "--pidfile=", "lqos-bufferbloat", "--config",
-                                    str(config), "--data-dir", str(directory / "var")],
-                       cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    healthy = wait_until(lambda: run(f"curl -s --cacert {cert} -o /dev/null -w %{{http_code}} {MAIN_URL}/api/health",
-                                     bed.client, check=False).stdout == "200", timeout=60, interval=0.25)
-    if not healthy:
-        daemon.terminate()
-        raise RuntimeError((directory / "twistd.log").read_text())
-    return daemon
+    """The accuracy testbed's daemon, with TLS (and so the networkQuality port) and no household."""
+    daemon = spawn_daemon_in(bed, directory, f"tls_cert={cert}\ntls_key={key}\nvirtual_household=off\n")
+    return wait_for_daemon(bed, directory, daemon, url=MAIN_URL, curl_options=f"--cacert {cert}")
 
 
 def client(bed: Testbed, *argv: str) -> dict:

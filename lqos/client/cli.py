@@ -57,24 +57,17 @@ def https_url(text: str) -> str:
     return text.strip()
 
 
-def rpm_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 3 <= value <= 60:
-        raise argparse.ArgumentTypeError("must be a number of seconds from 3 to 60")
-    return value
-
-
-def positive_mbps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 1 <= value <= CEILING_MBPS:
-        raise argparse.ArgumentTypeError(f"must be a number from 1 to {CEILING_MBPS:g}")
-    return value
+def number_between(low: float, high: float):
+    """An argparse type: a number from *low* to *high*."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}")
+        return value
+    return parse
 
 
 def schedule_name(text: str) -> str:
@@ -96,7 +89,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rpm", metavar="CONFIG_URL", type=https_url,
                         help="measure responsiveness (RPM) as the IETF draft and networkQuality do, against the "
                              "configuration at CONFIG_URL, e.g. https://test.isp.example:8443/.well-known/nq")
-    parser.add_argument("--rpm-seconds", type=rpm_seconds, default=MAX_TEST_SECONDS, metavar="N",
+    parser.add_argument("--rpm-seconds", type=number_between(3, 60), default=MAX_TEST_SECONDS, metavar="N",
                         help=f"end the RPM test after N seconds if it has not become stable (3 to 60, default {MAX_TEST_SECONDS:g})")
     parser.add_argument("--mode", choices=MODES, default="single_user",
                         help="single_user (default): one device loads the line; household: the server's "
@@ -110,7 +103,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                                "short, or quick (seconds long, for checking an installation; only a server "
                                "with quick_schedule=on runs it)")
     parser.add_argument("--cafile", metavar="PATH", help="trust this PEM certificate (a self-signed server)")
-    parser.add_argument("--max-mbps", type=positive_mbps, default=CEILING_MBPS, metavar="N",
+    parser.add_argument("--max-mbps", type=number_between(1, CEILING_MBPS), default=CEILING_MBPS, metavar="N",
                         help=f"move at most N Mbit/s each way (default and most {CEILING_MBPS:g}, "
                              "the highest rate the server accepts); in a household test it caps only "
                              "the bulk persona's (updates) download")

@@ -64,7 +64,7 @@ def child_specs(config: Config, household: Household) -> list[ChildSpec]:
                       "--connections-per-ip", str(config.nq_connections_per_ip),
                       "--bulk-seconds", str(config.nq_bulk_seconds),
                       "--connections", str(config.max_connections))
-        for number in range(1, load_worker_count(config) + 1 if config.nq_enabled else 1)
+        for number in (range(1, load_worker_count(config) + 1) if config.nq_enabled else ())
     ]
 
 

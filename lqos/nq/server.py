@@ -141,11 +141,13 @@ class NQConnection(H2Endpoint):
         self._tokens = float(self._limits.stream_burst)
         self._tokens_at = shared.clock.seconds()
         self._host = ""
+        self._guard = None  # the port's ConnectionGuard: its idle deadline runs while no stream is open
 
     # The connection.
 
     def connectionMade(self) -> None:
         self._host = self.transport.getPeer().host
+        self._guard = connection_guard(self.transport)
         self.transport.registerProducer(self, True)
 
     def handshakeCompleted(self) -> None:
@@ -205,9 +207,8 @@ class NQConnection(H2Endpoint):
             self.transport.loseConnection()
             return
         self._streams.add(stream_id)
-        guard = connection_guard(self.transport)
-        if guard is not None:
-            guard.request_head_received()
+        if self._guard is not None:
+            self._guard.request_head_received()
         path = headers.get(b":path", b"").split(b"?", 1)[0]
         method = headers.get(b":method", b"")
         if path not in METHODS:
@@ -289,9 +290,8 @@ class NQConnection(H2Endpoint):
             if timer.active():
                 timer.cancel()
             self._shared.release_bulk(self._host)
-        guard = connection_guard(self.transport)
-        if guard is not None:
-            guard.response_done()
+        if self._guard is not None:
+            self._guard.response_done()
 
     # Writing.
 

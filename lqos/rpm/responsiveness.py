@@ -60,6 +60,16 @@ class Probes:
     foreign: dict[str, list[float]] = field(default_factory=lambda: {part: [] for part in FOREIGN_PARTS})
     loaded: list[float] = field(default_factory=list)
 
+    @classmethod
+    def pooled(cls, many: Sequence["Probes"]) -> "Probes":
+        """All of *many*'s round trips in one."""
+        pooled = cls()
+        for probes in many:
+            for part, values in probes.foreign.items():
+                pooled.foreign[part].extend(values)
+            pooled.loaded.extend(probes.loaded)
+        return pooled
+
     def add_foreign(self, tcp_ms: float, tls_ms: float, http_ms: float) -> None:
         for part, value in zip(FOREIGN_PARTS, (tcp_ms, tls_ms, http_ms)):
             self.foreign[part].append(value)

@@ -41,6 +41,8 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # Foreign probes still waiting for their connection: beyond this a probe is skipped, not queued.
 MAX_FOREIGN_IN_FLIGHT = 50
 MAX_CONFIG_BYTES = 64 * 1024
+# What a connection that could not be opened, or broke, raises: a lost probe, a load connection not added.
+CONNECTION_FAILURES = (H2Error, defer.TimeoutError, ConnectError, ConnectionLost, OSError)
 DIRECTIONS = ("download", "upload")
 URL_KEYS = {  # goresponsiveness's names first, then the draft's
     "small": ("small_https_download_url", "small_download_url"),
@@ -94,7 +96,7 @@ class Measurement:
     sent: dict = field(default_factory=lambda: {direction: 0 for direction in DIRECTIONS})
     goodput: dict = field(default_factory=lambda: {direction: [] for direction in DIRECTIONS})  # Mbit/s per interval
     rpm: list = field(default_factory=list)  # per interval, from its probes
-    probes: list = field(default_factory=list)  # [(interval, Probes)] one per interval
+    probes: list = field(default_factory=list)  # one Probes per interval, by index
     lost: int = 0
 
     def interval(self, now: float) -> int:
@@ -113,8 +115,8 @@ class Responsiveness:
         self._reactor = reactor
         self._target = target
         self._address = address  # (family, ip): resolved once, so a foreign probe's tcp part is the connect alone
-        self._authority = target.host if target.port == 443 else f"{target.host}:{target.port}"
-        self._tls = optionsForClientTLS(target.host, trustRoot=trust_root(cafile), acceptableProtocols=[b"h2"])
+        self._authority = authority(target.host, target.port)
+        self._tls = tls_options(target.host, cafile)
         self._loads: dict[str, list[H2Client]] = {direction: [] for direction in DIRECTIONS}
         self._foreign_in_flight = 0
         self._opening = {direction: 0 for direction in DIRECTIONS}  # load connections being opened
@@ -123,13 +125,7 @@ class Responsiveness:
         self.measurement = Measurement(started=reactor.seconds())
 
     async def connect(self) -> H2Client:
-        family, ip = self._address
-        endpoint_type = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
-        endpoint = wrapClientTLS(self._tls, endpoint_type(self._reactor, ip, self._target.port,
-                                                          timeout=CONNECT_TIMEOUT_SECONDS))
-        client = H2Client(self._reactor, self._authority)
-        await connectProtocol(endpoint, client)
-        return await client.ready.addTimeout(CONNECT_TIMEOUT_SECONDS, self._reactor)
+        return await connect(self._reactor, self._tls, self._address, self._target.port, self._authority)
 
     async def run(self, max_seconds: float = MAX_TEST_SECONDS) -> dict:
         measurement = self.measurement
@@ -172,7 +168,7 @@ class Responsiveness:
         queue the handshake itself can take longer than an interval."""
         self._opening[direction] += 1
         opened = defer.ensureDeferred(self._add_load(direction))
-        opened.addErrback(lambda failure: failure.trap(H2Error, defer.TimeoutError, ConnectError, ConnectionLost, OSError))
+        opened.addErrback(lambda failure: failure.trap(*CONNECTION_FAILURES))
         opened.addBoth(lambda _: self._opening.__setitem__(direction, self._opening[direction] - 1))
 
     async def _add_load(self, direction: str) -> None:
@@ -223,7 +219,7 @@ class Responsiveness:
             asked = self._reactor.seconds()
             status = await client.get(self._target.paths["small"]).addTimeout(PROBE_TIMEOUT_SECONDS, self._reactor)
             ended = self._reactor.seconds()
-        except (H2Error, defer.TimeoutError, ConnectError, ConnectionLost, OSError):
+        except CONNECTION_FAILURES:
             self.measurement.lost += 1
             return
         finally:
@@ -237,13 +233,7 @@ class Responsiveness:
     def result(self) -> dict:
         """The figures over the last MAD intervals, as the draft computes them."""
         measurement = self.measurement
-        last = measurement.probes[-MOVING_AVERAGE_DISTANCE:]
-        pooled = Probes()
-        for probes in last:
-            for part, values in probes.foreign.items():
-                pooled.foreign[part].extend(values)
-            pooled.loaded.extend(probes.loaded)
-        summary = pooled.summary()
+        summary = Probes.pooled(measurement.probes[-MOVING_AVERAGE_DISTANCE:]).summary()
         intervals = len(measurement.goodput["download"])
         summary.update({
             "intervals": intervals,
@@ -256,6 +246,25 @@ class Responsiveness:
             summary[f"{direction}_mbps"] = statistics.fmean(recent) if recent else None
             summary[f"{direction}_connections"] = len(self._loads[direction])
         return summary
+
+
+def authority(host: str, port: int) -> str:
+    return host if port == 443 else f"{host}:{port}"
+
+
+def tls_options(host: str, cafile: str | None):
+    """TLS for *host*, offering only HTTP/2 (the draft's servers speak nothing else)."""
+    return optionsForClientTLS(host, trustRoot=trust_root(cafile), acceptableProtocols=[b"h2"])
+
+
+async def connect(reactor, tls, address: tuple, port: int, authority_text: str) -> H2Client:
+    """A new HTTP/2 connection to *address* ((family, ip), resolved beforehand), once TLS chose h2."""
+    family, ip = address
+    endpoint_type = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
+    endpoint = wrapClientTLS(tls, endpoint_type(reactor, ip, port, timeout=CONNECT_TIMEOUT_SECONDS))
+    client = H2Client(reactor, authority_text)
+    await connectProtocol(endpoint, client)
+    return await client.ready.addTimeout(CONNECT_TIMEOUT_SECONDS, reactor)
 
 
 async def resolve(host: str) -> tuple:
@@ -272,7 +281,7 @@ async def fetch_config(reactor, url: str, cafile: str | None) -> tuple[Target, t
     """The configuration's endpoints, and the address their host resolves to."""
     host, port, path = config_location(url)
     address = await resolve(host)
-    client = await Responsiveness(reactor, Target(host, port, {}), address, cafile).connect()
+    client = await connect(reactor, tls_options(host, cafile), address, port, authority(host, port))
     body = bytearray()
 
     def keep(data: bytes) -> None:
@@ -282,6 +291,10 @@ async def fetch_config(reactor, url: str, cafile: str | None) -> tuple[Target, t
 
     try:
         status = await client.get(path, on_data=keep).addTimeout(PROBE_TIMEOUT_SECONDS, reactor)
+    except H2Error:
+        if len(body) > MAX_CONFIG_BYTES:
+            raise RPMError(f"{url} is larger than a configuration ({MAX_CONFIG_BYTES // 1024} KiB at most)") from None
+        raise
     finally:
         client.close()
     if status != 200:

@@ -208,19 +208,20 @@ def start_daemon_in(bed: Testbed, directory: Path) -> subprocess.Popen:
     return wait_for_daemon(bed, directory, spawn_daemon_in(bed, directory))
 
 
-def spawn_daemon_in(bed: Testbed, directory: Path) -> subprocess.Popen:
+def spawn_daemon_in(bed: Testbed, directory: Path, extra_config: str = "") -> subprocess.Popen:
     """The daemon in the server namespace, started; ``wait_for_daemon`` waits until it is up."""
     config = directory / "lqos_test.conf"
-    config.write_text(DAEMON_CONFIG)
+    config.write_text(DAEMON_CONFIG + extra_config)
     log = open(directory / "twistd.log", "wb")
     return bed.popen(bed.server, [str(TWISTD), "--nodaemon", "--pidfile=", "lqos-bufferbloat",
                                   "--config", str(config), "--data-dir", str(directory / "var")],
                      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_for_daemon(bed: Testbed, directory: Path, process: subprocess.Popen) -> subprocess.Popen:
+def wait_for_daemon(bed: Testbed, directory: Path, process: subprocess.Popen, url: str = SERVER_URL,
+                    curl_options: str = "") -> subprocess.Popen:
     healthy = wait_until(
-        lambda: run(f"curl -s -o /dev/null -w %{{http_code}} {SERVER_URL}/api/health", bed.client,
+        lambda: run(f"curl -s {curl_options} -o /dev/null -w %{{http_code}} {url}/api/health", bed.client,
                     check=False).stdout == "200",
         timeout=60, interval=0.25)
     if not healthy:
