@@ -144,6 +144,9 @@ class BulkReference:
     goodput_mbit: dict[str, float]
     ping_p50_ms: float
     ping_p95_ms: float
+    # Ping's median over every window of the steady state as long as the test's phase, 1 s apart
+    # (``window_seconds``): what a phase could have read on this link, wherever it fell in time.
+    window_p50s_ms: tuple[float, ...] = ()
 
 
 INTERVAL_SECONDS = 0.25
@@ -151,8 +154,20 @@ INTERVAL_SECONDS = 0.25
 _DIRECTION_FLAGS = {"down": ["-R"], "up": []}
 
 
+def window_medians(samples: list[PingSample], start: float, end: float, window: float,
+                   step: float = 1.0) -> tuple[float, ...]:
+    """Ping's median over each *window*-long span of [start, end), the spans *step* apart."""
+    medians = []
+    while start + window <= end + 1e-9:
+        median, count = median_between(samples, start, start + window)
+        if count:
+            medians.append(median)
+        start += step
+    return tuple(medians)
+
+
 def iperf3_reference(bed: Testbed, direction: str, seconds: float = 8.0, settle: float = 3.0,
-                     download_lead: float = 4.0) -> BulkReference:
+                     download_lead: float = 4.0, window_seconds: float | None = None) -> BulkReference:
     """``iperf3 -P 4`` per loaded direction (``both``: download and upload at once) with ping alongside.
 
     Only steady state counts: intervals and pings of the first *settle*
@@ -167,6 +182,9 @@ def iperf3_reference(bed: Testbed, direction: str, seconds: float = 8.0, settle:
     full downlink are at their share within 0.5 s, and the pair then holds
     the same steady state a 24 s ``--bidir`` run ends in (47.7/9 Mbit/s on
     50/10 deep, 191/15-17 on 200/20 deep).
+
+    With *window_seconds*, the run also yields ping's median over every
+    window of that length in its steady state (``window_p50s_ms``).
     """
     directions = ("down", "up") if direction == "both" else (direction,)
     ports = {"down": 5201, "up": 5202}
@@ -194,7 +212,10 @@ def iperf3_reference(bed: Testbed, direction: str, seconds: float = 8.0, settle:
         steady = sorted(s.rtt_ms for s in samples if s.sent_at >= steady_from)
         goodput = {loaded: _steady_goodput(reports[loaded], loaded, steady_from - started[loaded])
                    for loaded in directions}
-        return BulkReference(direction, goodput, statistics.median(steady), steady[int(0.95 * (len(steady) - 1))])
+        windows = (window_medians(samples, steady_from, max(started.values()) + seconds, window_seconds)
+                   if window_seconds else ())
+        return BulkReference(direction, goodput, statistics.median(steady), steady[int(0.95 * (len(steady) - 1))],
+                             windows)
     finally:
         for process in [*clients.values(), *servers]:
             if process.poll() is None:

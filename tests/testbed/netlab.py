@@ -38,7 +38,7 @@ CLIENT_ADDRESS = "10.203.1.2"
 ROUTER_CLIENT_SIDE = "10.203.1.1"
 ROUTER_SERVER_SIDE = "10.203.2.1"
 SERVER_ADDRESS = "10.203.2.2"
-BURST_BYTES = 15_000
+BURST_BYTES = 15_000  # tbf's bucket: this, or a millisecond of the rate where that is more
 BIG_SOCKET_BUFFER = 16 * 1024 * 1024
 DELAY_LINE_SOURCE = Path(__file__).with_name("delayline.c")
 DELAY_LINE_PRIORITY = 10  # SCHED_FIFO, below the kernel's own threads (50)
@@ -208,7 +208,19 @@ class Testbed:
             run(f"ip route add default via {via}", namespace)
 
     def _shape(self, device: str, rate_mbit: float, fifo_bytes: int) -> None:
-        run(f"tc qdisc add dev {device} root tbf rate {rate_mbit}mbit burst {BURST_BYTES} limit {fifo_bytes}",
+        """A tbf of *rate_mbit* with a FIFO of *fifo_bytes*, its bucket a millisecond of the rate (15 kB at least).
+
+        At gigabit rates a 15 kB bucket empties every 120 µs, and each time
+        tbf re-arms its watchdog timer.  tbf runs in the delay line's write(),
+        and on this VM `perf` found a fifth of both cores' time in that re-arm
+        (under tbf_dequeue): on the cable row the delay line's download thread
+        was at 0.9 of a core, the packets queued in front of it instead of in
+        tbf, and Firefox's reference page read 805-815 Mbit/s.  With 125 kB it
+        read 971, the FIFO full.  A millisecond's burst is what a gigabit
+        shaper allows.
+        """
+        burst = max(BURST_BYTES, round(rate_mbit * 1e6 / 8 / 1000))
+        run(f"tc qdisc add dev {device} root tbf rate {rate_mbit}mbit burst {burst} limit {fifo_bytes}",
             self.router)
 
     def _insert_delay_line(self) -> None:
@@ -219,8 +231,8 @@ class Testbed:
         forwarded traffic into its direction's TUN; what the delay line writes back arrives
         on the TUN, so the main table routes it on to the egress veth and its tbf as before.
         The tbf therefore still sees every packet and shapes at its rate; GSO super-packets
-        that the delay line carries whole are cut to segments by tbf itself (they exceed its
-        burst), just as the GSO packets straight from a veth always were.
+        that the delay line carries whole are cut to segments by tbf where they exceed its
+        bucket, and otherwise on their way out of the segmentation-free egress veth.
 
         Why half each way rather than all of it in one direction: it is what a real path
         does, so one-way delays (irtt reports them; the namespaces share one clock) are
