@@ -45,15 +45,29 @@ class LoadLimits:
     # client can read the refusal before the close resets the connection.
     refusal_linger_seconds: float = 2 * SECONDS
     # TCP_NOTSENT_LOWAT: the kernel reports the socket writable only while less
-    # than this is queued unsent.  128 KiB is one Twisted send() (SEND_LIMIT),
-    # so each wake-up can be filled by one system call, yet it is only ~1 ms of
-    # data at 1 Gbit/s and ~10 ms at 100 Mbit/s per stream, instead of the up to
-    # 4 MiB Linux would otherwise queue (tcp_wmem), which would keep loading the
-    # link for seconds after a stream ends and make producer pauses meaningless.
+    # than this is queued unsent.  Each download stream keeps about
+    # unsent_seconds of its own rate unsent (``unsent_bytes_at``), at least
+    # 128 KiB (one Twisted send(), SEND_LIMIT, so each wake-up can be filled by
+    # one system call) and at most 4 MiB.  Not Linux's own up to 4 MiB on every
+    # stream (tcp_wmem): that would keep a slow link loaded for seconds after a
+    # stream ends, make producer pauses meaningless, and hold megabytes of
+    # kernel memory per stream of every test.  Not a fixed 128 KiB either: that
+    # is 4 ms of a quarter-gigabit stream, and a load worker that shares its
+    # cores with others is off them longer than that; its streams then went
+    # app-limited, cubic stopped growing their windows, and the gigabit cable
+    # row's 12.5 MB FIFO filled to +83 ms where four iperf3 flows fill it to
+    # +94-98 (tests/testbed; with 1 MiB the test filled it as iperf3 does).
     unsent_bytes_per_socket: int = 128 * KiB
+    max_unsent_bytes_per_socket: int = 4 * MiB
+    unsent_seconds: float = 0.02
     # One write of a download stream: reused, so it costs one allocation per
     # process; large, so the per-write Python overhead is spread thin.
     download_block_bytes: int = 256 * KiB
     default_message_bytes: int = 256 * KiB
     # The client of /ws/bulk-download only ever sends a short "stop".
     client_message_bytes: int = 125
+
+    def unsent_bytes_at(self, bytes_per_second: float) -> int:
+        """The unsent bytes a stream writing at *bytes_per_second* may keep queued (TCP_NOTSENT_LOWAT)."""
+        wanted = int(bytes_per_second * self.unsent_seconds)
+        return max(self.unsent_bytes_per_socket, min(wanted, self.max_unsent_bytes_per_socket))

@@ -37,7 +37,7 @@ from lqos.load.download import DownloadStream
 from lqos.load.limits import MAX_MESSAGE_BYTES, MIN_MESSAGE_BYTES, LoadLimits
 from lqos.load.tickets import LoadSession, LoadTickets
 from lqos.load.websocket import BulkPlan, bulk_download_factory
-from lqos.net.sockets import limit_unsent_bytes
+from lqos.net.sockets import RateScaledUnsentLimit
 from lqos.web.responses import json_body, json_error, set_security_headers
 
 # How long a browser may reuse a preflight answer.
@@ -82,8 +82,8 @@ class LoadEndpoints:
         if request.method == b"HEAD":  # Twisted drops a HEAD body, so nothing would ever pause us
             slot.release()
             return b""
-        limit_unsent_bytes(request.transport, self.limits.unsent_bytes_per_socket)
-        stream = DownloadStream(request, self._block, budget, lambda size: _add_download(session, size))
+        unsent = RateScaledUnsentLimit(request.transport, self._clock, self.limits.unsent_bytes_at)
+        stream = DownloadStream(request, self._block, budget, unsent.counting(lambda size: _add_download(session, size)))
         return stream.start(self._clock, seconds).addBoth(slot.release)
 
     @app.route("/upload", methods=["POST"])
@@ -108,7 +108,7 @@ class LoadEndpoints:
             payload=self._random[:message_bytes],
             seconds=seconds,
             byte_budget=self.limits.download_bytes_per_stream,
-            unsent_bytes=self.limits.unsent_bytes_per_socket,
+            unsent_bytes_at=self.limits.unsent_bytes_at,
             count_bytes=lambda size: _add_download(session, size),
             slot=slot,
         )

@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from lqos.load.admission import StreamSlot
 from lqos.load.limits import LoadLimits
-from lqos.net.sockets import limit_unsent_bytes
+from lqos.net.sockets import RateScaledUnsentLimit
 from lqos.net.websocket import apply_server_options
 
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL
@@ -31,7 +31,7 @@ class BulkPlan:
     payload: bytes
     seconds: float
     byte_budget: int
-    unsent_bytes: int
+    unsent_bytes_at: Callable[[float], int]  # TCP_NOTSENT_LOWAT for the rate the stream writes at
     count_bytes: Callable[[int], None]
     slot: StreamSlot
 
@@ -81,9 +81,9 @@ class BulkDownloadProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         plan: BulkPlan = self.factory.plan
-        limit_unsent_bytes(self.transport, plan.unsent_bytes)
+        unsent = RateScaledUnsentLimit(self.transport, self.factory.reactor, plan.unsent_bytes_at)
         message = self.factory.prepareMessage(plan.payload, isBinary=True)
-        self._pump = MessagePump(self, message, len(plan.payload), plan.byte_budget, plan.count_bytes)
+        self._pump = MessagePump(self, message, len(plan.payload), plan.byte_budget, unsent.counting(plan.count_bytes))
         self._timer = self.factory.reactor.callLater(plan.seconds, self.finish, "stream time is up")
         # The HTTP channel that carried the upgrade is still the transport's producer.
         self.transport.unregisterProducer()

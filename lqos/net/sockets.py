@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Callable
 
 from twisted.logger import Logger
 
@@ -40,6 +41,47 @@ def limit_unsent_bytes(transport, unsent_bytes: int) -> bool:
         log.debug("TCP_NOTSENT_LOWAT not set: {error}", error=error)
         return False
     return True
+
+
+class RateScaledUnsentLimit:
+    """Keep a stream's ``TCP_NOTSENT_LOWAT`` at what *bound* gives for the rate the stream writes at.
+
+    A fixed bound is either too small for a fast stream (the kernel runs out
+    of unsent data whenever the writing process is off its core for a few
+    milliseconds, and the connection goes application-limited) or too large
+    for a slow one (seconds of data queued in the kernel).  The rate is the
+    bytes written over the last *interval* or more: with the unsent bytes
+    bounded, a stream writes at the rate the network takes.
+    """
+
+    def __init__(self, transport, clock, bound: Callable[[float], int], interval: float = 0.1):
+        self._transport = transport
+        self._clock = clock
+        self._bound = bound
+        self._interval = interval
+        self._since = clock.seconds()
+        self._bytes = 0
+        self.unsent_bytes = bound(0.0)
+        limit_unsent_bytes(transport, self.unsent_bytes)
+
+    def counting(self, count: Callable[[int], None]) -> Callable[[int], None]:
+        """*count*, which also tells this limit of every write."""
+        def count_and_follow(size: int) -> None:
+            count(size)
+            self.wrote(size)
+        return count_and_follow
+
+    def wrote(self, size: int) -> None:
+        self._bytes += size
+        now = self._clock.seconds()
+        elapsed = now - self._since
+        if elapsed < self._interval:
+            return
+        wanted = self._bound(self._bytes / elapsed)
+        self._since, self._bytes = now, 0
+        if wanted != self.unsent_bytes:
+            self.unsent_bytes = wanted
+            limit_unsent_bytes(self._transport, wanted)
 
 
 def send_small_messages_at_once(transport) -> bool:
