@@ -57,7 +57,7 @@ system-packages:
 #      module's tests share one worker, where its module-scoped daemon lives; the longest modules go first,
 #      tests/conftest.py).
 #   2. The testbed's links below 100 Mbit/s (marker `testbed`, which only tests/testbed/ sets: its workers
-#      collect nothing else) hold each client to ping and iperf3: its four beds at once
+#      collect nothing else) hold each client to ping and iperf3: four beds at once, a free worker taking the next
 #      (tests/testbed/test_accuracy.py says why that holds), none beside part 1, whose loopback loads keep
 #      both cores busy.
 #   3. Tests marked `alone` (a gigabit link, Firefox graded on loopback, the household graded on Chromium's
@@ -70,7 +70,7 @@ test: install system-packages
 	node --test tests/web/ || status=1; \
 	$(PYTEST) -m "not testbed and not alone" --numprocesses $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder \
 		|| status=1; \
-	$(PYTEST) tests/testbed -m "testbed and not alone" --numprocesses 4 --dist load || status=1; \
+	$(PYTEST) tests/testbed -m "testbed and not alone" --numprocesses 4 --dist worksteal || status=1; \
 	$(PYTEST) -m alone || status=1; \
 	exit $$status
 
