@@ -83,7 +83,8 @@ class LoadEndpoints:
             slot.release()
             return b""
         unsent = RateScaledUnsentLimit(request.transport, self._clock, self.limits.unsent_bytes_at)
-        stream = DownloadStream(request, self._block, budget, unsent.counting(lambda size: _add_download(session, size)))
+        count_bytes = unsent.counting(lambda size: _add_download(session, size))
+        stream = DownloadStream(request, self._block, budget, count_bytes)
         return stream.start(self._clock, seconds).addBoth(slot.release)
 
     @app.route("/upload", methods=["POST"])

@@ -83,7 +83,8 @@ class BulkDownloadProtocol(WebSocketServerProtocol):
         plan: BulkPlan = self.factory.plan
         unsent = RateScaledUnsentLimit(self.transport, self.factory.reactor, plan.unsent_bytes_at)
         message = self.factory.prepareMessage(plan.payload, isBinary=True)
-        self._pump = MessagePump(self, message, len(plan.payload), plan.byte_budget, unsent.counting(plan.count_bytes))
+        count_bytes = unsent.counting(plan.count_bytes)
+        self._pump = MessagePump(self, message, len(plan.payload), plan.byte_budget, count_bytes)
         self._timer = self.factory.reactor.callLater(plan.seconds, self.finish, "stream time is up")
         # The HTTP channel that carried the upgrade is still the transport's producer.
         self.transport.unregisterProducer()

@@ -78,9 +78,11 @@ GIGABIT_CABLE = Link("1000/100 cable", 1000, 100, 12_500_000, 1_250_000, rtt_ms=
 GIGABIT = (GIGABIT_FIBRE, GIGABIT_CABLE)
 REFERENCE_RUNS = 3
 # The cable row's reference runs last this long, each yielding ping's median over every window as
-# long as the phase it stands for (1 s apart).  Why: ping's median rise under iperf3 -P 4 over one
-# 8 s steady state read 41..56 ms in three runs, 79..91 in the next three, and 29..81 in the four
-# before, while ping in the clients' own phases read 45 to 90; five runs (50..79) still missed one.
+# long as the phase it stands for (1 s apart): four cubic flows fill its 12.5 MB FIFO in a sawtooth
+# slower than a phase, so where a phase falls in it moves its median.  One 8 s median per run read
+# 41..56 ms in three runs and 79..91 in the next three (then mostly the testbed's own doing: the
+# delay line was the bottleneck until tbf's bucket grew, netlab.py).  Since, the windows of three
+# 25 s runs spanned 91..98 ms for the download and 66..100 for both directions (5 s windows).
 WINDOWED_REFERENCE = {GIGABIT_CABLE: 25.0}
 # iperf3's runs beside the short schedule (`make test`) are shorter than
 # beside the standard one: 3 s of steady state after 2 s, where the links
