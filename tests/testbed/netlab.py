@@ -216,8 +216,8 @@ class Testbed:
         (under tbf_dequeue): on the cable row the delay line's download thread
         was at 0.9 of a core, the packets queued in front of it instead of in
         tbf, and Firefox's reference page read 805-815 Mbit/s.  With 125 kB it
-        read 971, the FIFO full.  A burst of a millisecond at the line rate
-        adds at most that to a packet's delay; below 120 Mbit/s the bucket
+        read 971, the FIFO full.  Such a bucket lets at most a millisecond's
+        worth through above the rate after an idle spell; below 120 Mbit/s it
         stays 15 kB, as the slower rows were validated.
         """
         burst = max(BURST_BYTES, round(rate_mbit * 1e6 / 8 / 1000))
